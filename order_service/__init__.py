@@ -1,0 +1,1 @@
+"""order-service: orders of products (contract: openapi/order.yaml)."""

@@ -1,0 +1,15 @@
+"""`python -m order_service.migrate`: ORDER_DATABASE_URL's schema to the newest revision."""
+
+from order_service.config import load_config
+from service_kit.config import exit_on_config_error
+from service_kit.migrations import upgrade_to_head
+
+SCRIPT_LOCATION = "order_service:migrations"
+
+
+def main() -> None:
+    upgrade_to_head(SCRIPT_LOCATION, exit_on_config_error(load_config).database_url)
+
+
+if __name__ == "__main__":
+    main()

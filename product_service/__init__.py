@@ -1,0 +1,1 @@
+"""product-service: products and their stock (contract: openapi/product.yaml)."""

@@ -1,0 +1,11 @@
+# gunicorn settings of product-service; `make run` and the tests start it with
+#   gunicorn -c product_service/gunicorn.conf.py 'product_service.app:create_wsgi_app()'
+# The configuration is read and checked here, in the master, so a bad value stops start-up.
+from product_service.config import load_config
+from service_kit.config import exit_on_config_error
+from service_kit.gunicorn_settings import web_settings
+
+_config = exit_on_config_error(load_config)
+globals().update(
+    web_settings(port=_config.port, workers=_config.web_workers, log_level=_config.log_level)
+)

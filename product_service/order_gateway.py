@@ -1,0 +1,31 @@
+"""order-service as seen by product-service's BFF, through the client generated from
+openapi/order.yaml."""
+
+import httpx
+
+from product_service.generated_order_client import Client
+from product_service.generated_order_client.api.orders import list_orders_by_product
+from product_service.service import Order
+from service_kit import exact_json
+from service_kit.errors import DependencyUnavailable
+from service_kit.outgoing_http import client_settings
+
+
+class HttpOrdersSource:
+    def __init__(
+        self, base_url: str, timeout_s: float, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        # `transport` lets tests call the real peer app in-process (httpx.WSGITransport).
+        self._client = Client(**client_settings(base_url, timeout_s, transport))
+
+    def newest_of(self, product_id: int, limit: int) -> list[Order]:
+        try:
+            response = list_orders_by_product.sync_detailed(
+                product_id, client=self._client, limit=limit
+            )
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailable(f"order-service: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise DependencyUnavailable(f"order-service answered {int(response.status_code)}")
+        # Re-read the body exactly (the generated model holds money as float).
+        return exact_json.loads(response.content)["items"]

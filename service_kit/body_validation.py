@@ -1,0 +1,62 @@
+"""Connexion's request-body validator, made exact for decimal numbers.
+
+Bodies are parsed with numbers as Decimal (see `exact_json`). jsonschema's `multipleOf` divides by
+the schema's float (0.01 is not exact in binary, and Decimal / float raises), and float bounds
+such as 99999999.99 compare inexactly. Here both are done in decimal arithmetic."""
+
+import decimal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from connexion.decorators.validation import RequestBodyValidator
+from connexion.json_schema import Draft4RequestValidator
+from jsonschema import Draft4Validator, ValidationError
+from jsonschema.validators import extend
+
+
+def _as_decimal(number: Any) -> decimal.Decimal:
+    return decimal.Decimal(repr(number)) if isinstance(number, float) else decimal.Decimal(number)
+
+
+def _multiple_of(
+    validator: Any, divisor: Any, instance: Any, schema: dict
+) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "number"):
+        return
+    try:
+        exact = _as_decimal(instance) % _as_decimal(divisor) == 0
+    except decimal.InvalidOperation:  # e.g. 1E+999999: far beyond any bound, and not exact
+        exact = False
+    if not exact:
+        yield ValidationError(f"{instance} is not a multiple of {divisor}")
+
+
+def _exact_bound(keyword: str) -> Callable[..., Iterator[ValidationError]]:
+    original = Draft4Validator.VALIDATORS[keyword]
+
+    def check(validator: Any, bound: Any, instance: Any, schema: dict) -> Iterator[ValidationError]:
+        if isinstance(instance, decimal.Decimal) and isinstance(bound, float):
+            bound = _as_decimal(bound)
+        yield from original(validator, bound, instance, schema)
+
+    return check
+
+
+ExactDraft4RequestValidator = extend(
+    Draft4RequestValidator,
+    {
+        "multipleOf": _multiple_of,
+        "minimum": _exact_bound("minimum"),
+        "maximum": _exact_bound("maximum"),
+    },
+)
+
+
+class ExactRequestBodyValidator(RequestBodyValidator):
+    """Plugged in through `add_api(validator_map={"body": ...})`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.validator = ExactDraft4RequestValidator(
+            self.schema, format_checker=Draft4Validator.FORMAT_CHECKER
+        )

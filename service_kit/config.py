@@ -1,0 +1,113 @@
+"""Reading configuration from the environment, failing fast with a message that names the
+variable, what was wrong and what is accepted."""
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class ConfigError(Exception):
+    """The environment holds a value the service cannot start with."""
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={value} is outside {minimum}..{maximum}")
+    return value
+
+
+def env_http_url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}={raw!r} is not an http(s) URL with a host")
+    return raw.rstrip("/")
+
+
+_DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "mysql+pymysql", "mariadb+pymysql")
+
+
+def env_database_url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(f"{name}={raw!r} is not a database URL") from None
+    if url.drivername not in _DATABASE_DRIVERS:
+        accepted = ", ".join(_DATABASE_DRIVERS)
+        raise ConfigError(f"{name}={raw!r}: driver {url.drivername!r} is not one of {accepted}")
+    return raw
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What one service reads from the environment; `<S>` is its prefix (PRODUCT, ORDER) and
+    `<P>` the prefix of the service it calls."""
+
+    port: int  # <S>_PORT
+    database_url: str  # <S>_DATABASE_URL
+    web_workers: int  # <S>_WEB_WORKERS
+    db_pool_size: int  # <S>_DB_POOL_SIZE
+    peer_url: str  # <P>_SERVICE_URL, default http://127.0.0.1:<P>_PORT
+    peer_timeout_s: float  # <P>_SERVICE_TIMEOUT_MS
+    log_level: str  # LOG_LEVEL
+    validate_responses: bool  # <S>_VALIDATE_RESPONSES=1: check every response against the spec
+
+
+def load_service_config(
+    env: Mapping[str, str],
+    *,
+    service: str,
+    default_port: int,
+    peer: str,
+    peer_default_port: int,
+    peer_default_timeout_ms: int,
+) -> ServiceConfig:
+    prefix, peer_prefix = service.upper(), peer.upper()
+    peer_port = env_int(env, f"{peer_prefix}_PORT", peer_default_port, minimum=1, maximum=65535)
+    log_level = (env.get("LOG_LEVEL") or "INFO").upper()
+    if log_level not in _LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL={log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+    return ServiceConfig(
+        port=env_int(env, f"{prefix}_PORT", default_port, minimum=1, maximum=65535),
+        database_url=env_database_url(
+            env, f"{prefix}_DATABASE_URL", f"sqlite:///var/{service.lower()}.db"
+        ),
+        web_workers=env_int(env, f"{prefix}_WEB_WORKERS", 2, minimum=1, maximum=64),
+        db_pool_size=env_int(env, f"{prefix}_DB_POOL_SIZE", 10, minimum=1, maximum=200),
+        peer_url=env_http_url(env, f"{peer_prefix}_SERVICE_URL", f"http://127.0.0.1:{peer_port}"),
+        peer_timeout_s=env_int(
+            env,
+            f"{peer_prefix}_SERVICE_TIMEOUT_MS",
+            peer_default_timeout_ms,
+            minimum=10,
+            maximum=60_000,
+        )
+        / 1000,
+        log_level=log_level,
+        validate_responses=env_int(env, f"{prefix}_VALIDATE_RESPONSES", 0, minimum=0, maximum=1)
+        == 1,
+    )
+
+
+def exit_on_config_error(load: Callable[[], ServiceConfig]) -> ServiceConfig:
+    """For entry points: print what is wrong and stop, instead of a traceback."""
+    try:
+        return load()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,101 @@
+"""Database engines chosen by URL (SQLite file by default, MariaDB/MySQL through PyMySQL), and the
+column types both services need: exact money and UTC timestamps on every dialect."""
+
+import datetime
+import decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, Numeric, String, create_engine, event, text
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+
+def create_engine_for(url: str, *, pool_size: int = 10) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    if "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=5,
+        pool_pre_ping=True,  # a connection dropped while the server restarted is replaced
+        pool_recycle=1800,
+        connect_args={"connect_timeout": 3, "read_timeout": 10, "write_timeout": 10},
+    )
+
+
+def _sqlite_engine(url: str) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets readers run while one process writes; several processes share the file.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    return engine
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+class Money(TypeDecorator[decimal.Decimal]):
+    """DECIMAL(precision, 2) where the database has exact decimals; text on SQLite, whose NUMERIC
+    would round through binary floating point."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, precision: int = 12) -> None:
+        super().__init__()
+        self.precision = precision
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(self.precision + 2))
+        return dialect.type_descriptor(Numeric(self.precision, 2, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        cents = decimal.Decimal(value).quantize(decimal.Decimal("0.01"))
+        return str(cents) if dialect.name == "sqlite" else cents
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> decimal.Decimal | None:
+        return None if value is None else decimal.Decimal(value)
+
+
+class UtcDateTime(TypeDecorator[datetime.datetime]):
+    """Stored as naive UTC with microseconds, read back as aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return value.astimezone(datetime.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime.datetime | None:
+        return None if value is None else value.replace(tzinfo=datetime.UTC)
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)

@@ -1,0 +1,26 @@
+"""Errors that use cases raise. They say what went wrong, not which HTTP status it is:
+`service_kit.problems` maps them to problem+json responses."""
+
+
+class ServiceError(Exception):
+    """Base of the errors a use case reports to its caller."""
+
+
+class NotFound(ServiceError):
+    """The resource the request names does not exist."""
+
+
+class Conflict(ServiceError):
+    """The request is well-formed but clashes with the current state."""
+
+
+class Unprocessable(ServiceError):
+    """The request is well-formed but refers to something that does not exist."""
+
+
+class DependencyUnavailable(ServiceError):
+    """A service or server this one needs did not answer in time; retrying later may work."""
+
+    def __init__(self, detail: str, retry_after_s: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s

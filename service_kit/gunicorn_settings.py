@@ -1,0 +1,24 @@
+"""gunicorn settings both services share; each `<service>/gunicorn.conf.py` feeds it its port
+and worker count, read (and checked) from the environment before any worker starts."""
+
+from typing import Any
+
+from service_kit.logs import logging_config
+
+
+def web_settings(*, port: int, workers: int, log_level: str = "INFO") -> dict[str, Any]:
+    return {
+        "bind": f"0.0.0.0:{port}",
+        "workers": workers,
+        # gevent's own WSGI server: tighter tail latency than `-k gevent` on this hot path.
+        "worker_class": "gevent_pywsgi",
+        "worker_connections": 1000,
+        # With gevent_pywsgi one worker tends to accept most keep-alive connections;
+        # SO_REUSEPORT lets the kernel spread them.
+        "reuse_port": True,
+        "graceful_timeout": 10,
+        "keepalive": 30,
+        "logconfig_dict": logging_config(log_level),
+        "accesslog": "-",
+        "access_log_format": '%(h)s "%(r)s" %(s)s %(b)sB %(M)sms',
+    }

@@ -1,0 +1,32 @@
+"""Settings for the generated inter-service clients: bounded timeouts and the current request's
+X-Request-ID on every outgoing call."""
+
+from typing import Any
+
+import httpx
+
+from service_kit import request_id
+
+
+def _send_request_id(request: httpx.Request) -> None:
+    current = request_id.current()
+    if current:
+        request.headers[request_id.HEADER] = current
+
+
+def client_settings(
+    base_url: str, timeout_s: float, transport: httpx.BaseTransport | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for a generated `Client(...)`."""
+    httpx_args: dict[str, Any] = {
+        "event_hooks": {"request": [_send_request_id]},
+        "limits": httpx.Limits(max_connections=100, max_keepalive_connections=20),
+    }
+    if transport is not None:
+        httpx_args["transport"] = transport
+    return {
+        "base_url": base_url,
+        "timeout": httpx.Timeout(timeout_s, connect=min(timeout_s, 1.0)),
+        "raise_on_unexpected_status": False,
+        "httpx_args": httpx_args,
+    }

@@ -1,0 +1,16 @@
+"""Small helpers the tests share."""
+
+from typing import Any
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    """The response is a problem+json with the uniform fields and the echoed request id."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.headers["Content-Type"].startswith(PROBLEM)
+    body = response.get_json(force=True)
+    assert body["status"] == status
+    assert body["title"] and body["type"] and isinstance(body["detail"], str)
+    assert body["requestId"] == response.headers["X-Request-ID"]
+    return body
