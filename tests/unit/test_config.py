@@ -1,0 +1,71 @@
+"""Configuration comes from the environment only, and bad values stop start-up clearly."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from order_service.config import load_config as order_config
+from product_service.config import load_config as product_config
+from service_kit.config import ConfigError
+
+
+def test_defaults_need_no_server():
+    product, order = product_config({}), order_config({})
+    assert (product.port, order.port) == (3000, 4000)
+    assert product.database_url == "sqlite:///var/product.db"
+    assert order.database_url == "sqlite:///var/order.db"
+    assert product.peer_url == "http://127.0.0.1:4000"
+    assert order.peer_url == "http://127.0.0.1:3000"
+    assert product.web_workers == 2 and not product.validate_responses
+
+
+def test_one_shell_configures_both_services():
+    env = {
+        "PRODUCT_PORT": "3100",
+        "ORDER_PORT": "4100",
+        "PRODUCT_DATABASE_URL": "mysql+pymysql://root@127.0.0.1/products",
+        "ORDER_DATABASE_URL": "mysql+pymysql://root@127.0.0.1/orders",
+    }
+    product, order = product_config(env), order_config(env)
+    assert (product.port, order.port) == (3100, 4100)
+    assert product.peer_url == "http://127.0.0.1:4100"  # follows the peer's port
+    assert order.peer_url == "http://127.0.0.1:3100"
+    assert order.database_url.endswith("/orders")
+    assert product_config({"ORDER_SERVICE_URL": "http://orders:4000/"}).peer_url == (
+        "http://orders:4000"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"PRODUCT_PORT": "http"}, "PRODUCT_PORT"),
+        ({"PRODUCT_PORT": "70000"}, "PRODUCT_PORT"),
+        ({"PRODUCT_WEB_WORKERS": "0"}, "PRODUCT_WEB_WORKERS"),
+        ({"PRODUCT_DATABASE_URL": "postgresql://x/y"}, "PRODUCT_DATABASE_URL"),
+        ({"PRODUCT_DATABASE_URL": "not a url"}, "PRODUCT_DATABASE_URL"),
+        ({"ORDER_SERVICE_URL": "ftp://x"}, "ORDER_SERVICE_URL"),
+        ({"ORDER_SERVICE_TIMEOUT_MS": "1"}, "ORDER_SERVICE_TIMEOUT_MS"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ],
+)
+def test_invalid_values_are_named(env, named):
+    with pytest.raises(ConfigError, match=named):
+        product_config(env)
+
+
+def test_gunicorn_refuses_to_start_on_bad_configuration():
+    env = {**os.environ, "ORDER_PORT": "not-a-port"}
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    result = subprocess.run(
+        [gunicorn, "-c", "order_service/gunicorn.conf.py", "order_service.app:create_wsgi_app()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "configuration error: ORDER_PORT='not-a-port' is not an integer" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,46 @@
+"""Exact JSON numbers and the Decimal-aware body validation."""
+
+import datetime
+import decimal
+
+import pytest
+
+from service_kit import exact_json
+from service_kit.body_validation import ExactDraft4RequestValidator
+
+PRICE = {"type": "number", "minimum": 0, "maximum": 99999999.99, "multipleOf": 0.01}
+
+
+def test_numbers_round_trip_exactly():
+    value = exact_json.loads('{"price": 0.07, "qty": 3}')
+    assert value == {"price": decimal.Decimal("0.07"), "qty": 3}
+    assert exact_json.dumps({"total": value["price"] * 3}) == '{"total":0.21}'
+
+
+def test_datetimes_are_utc_rfc3339():
+    moment = datetime.datetime(2026, 11, 21, 10, 0, tzinfo=datetime.UTC)
+    assert exact_json.dumps({"at": moment}) == '{"at":"2026-11-21T10:00:00Z"}'
+
+
+@pytest.mark.parametrize("text", ['{"a": NaN}', '{"a": Infinity}', '{"a": "\\udc00"}', "{"])
+def test_unusable_json_is_rejected(text):
+    with pytest.raises(ValueError):
+        exact_json.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        ("0.07", True),
+        ("0.29", True),
+        ("99999999.99", True),
+        ("1500", True),
+        ("0.001", False),
+        ("100000000", False),
+        ("1E+999999", False),
+        ("-0.01", False),
+    ],
+)
+def test_money_bounds_and_cents_are_checked_in_decimal(text, valid):
+    validator = ExactDraft4RequestValidator(PRICE)
+    assert validator.is_valid(exact_json.loads(text)) is valid
