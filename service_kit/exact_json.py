@@ -21,7 +21,10 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    value = simplejson.loads(text, use_decimal=True, allow_nan=False)
+    try:
+        value = simplejson.loads(text, use_decimal=True, allow_nan=False)
+    except RecursionError:  # e.g. "[[[[..." nested deeper than the parser recurses
+        raise ValueError("JSON nested too deeply") from None
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     if "\\u" in text or "\\U" in text:

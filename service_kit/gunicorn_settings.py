@@ -16,7 +16,9 @@ def web_settings(*, port: int, workers: int, log_level: str = "INFO") -> dict[st
         # With gevent_pywsgi one worker tends to accept most keep-alive connections;
         # SO_REUSEPORT lets the kernel spread them.
         "reuse_port": True,
-        "graceful_timeout": 10,
+        # On SIGTERM a worker finishes its requests, waiting at most this long (idle keep-alive
+        # connections count as busy, so keep it short).
+        "graceful_timeout": 5,
         "keepalive": 30,
         "logconfig_dict": logging_config(log_level),
         "accesslog": "-",

@@ -20,7 +20,10 @@ def client_settings(
     """Keyword arguments for a generated `Client(...)`."""
     httpx_args: dict[str, Any] = {
         "event_hooks": {"request": [_send_request_id]},
-        "limits": httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        # Idle connections expire soon: a peer shutting down gracefully waits for them.
+        "limits": httpx.Limits(
+            max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0
+        ),
     }
     if transport is not None:
         httpx_args["transport"] = transport

@@ -1,0 +1,102 @@
+"""Starting the services as real processes, the way `make run` does (same gunicorn configs)."""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_answering(
+    url: str, timeout_s: float, process: subprocess.Popen | None = None
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout_s}s")
+
+
+def stop(*processes: subprocess.Popen) -> None:
+    """SIGTERM every process group at once (they hold connections to each other), then
+    SIGKILL whatever is left after the graceful period."""
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@dataclass
+class RunningStack:
+    product_url: str
+    order_url: str
+    logs: dict[str, Path]
+
+    def log_of(self, service: str) -> str:
+        return self.logs[service].read_text()
+
+
+@contextmanager
+def running_stack(database_urls: dict[str, str], log_dir: Path) -> Iterator[RunningStack]:
+    ports = {"product": free_port(), "order": free_port()}
+    env = {
+        **os.environ,
+        "PRODUCT_PORT": str(ports["product"]),
+        "ORDER_PORT": str(ports["order"]),
+        "PRODUCT_DATABASE_URL": database_urls["product"],
+        "ORDER_DATABASE_URL": database_urls["order"],
+        "PRODUCT_VALIDATE_RESPONSES": "1",
+        "ORDER_VALIDATE_RESPONSES": "1",
+    }
+    processes, logs = {}, {}
+    try:
+        for service in ("product", "order"):
+            logs[service] = log_dir / f"{service}.log"
+            processes[service] = subprocess.Popen(
+                [
+                    str(BIN / "gunicorn"),
+                    "-c",
+                    f"{service}_service/gunicorn.conf.py",
+                    f"{service}_service.app:create_wsgi_app()",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=logs[service].open("w"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
+        for service, url in urls.items():
+            wait_until_answering(f"{url}/ready", 30, processes[service])
+        yield RunningStack(urls["product"], urls["order"], logs)
+    finally:
+        stop(*processes.values())

@@ -1,0 +1,62 @@
+"""`make run` as a new user runs it: both Swagger UIs answer within 60 s, and SIGTERM to make
+stops every process it started."""
+
+import os
+import signal
+import subprocess
+import time
+
+import httpx
+import psutil
+import pytest
+
+from tests.e2e.processes import ROOT, free_port, stop, wait_until_answering
+
+
+@pytest.fixture
+def make_run(tmp_path):
+    ports = {"PRODUCT_PORT": free_port(), "ORDER_PORT": free_port()}
+    env = {
+        **os.environ,
+        **{name: str(port) for name, port in ports.items()},
+        "PRODUCT_DATABASE_URL": f"sqlite:///{tmp_path}/product.db",
+        "ORDER_DATABASE_URL": f"sqlite:///{tmp_path}/order.db",
+    }
+    log = (tmp_path / "make-run.log").open("w")
+    process = subprocess.Popen(
+        ["make", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield process, ports, tmp_path / "make-run.log"
+    finally:
+        stop(process)
+
+
+def test_make_run_serves_both_uis_and_stops_cleanly(make_run):
+    process, ports, log = make_run
+    started = time.monotonic()
+    for port in ports.values():
+        wait_until_answering(
+            f"http://127.0.0.1:{port}/ui/", 60 - (time.monotonic() - started), process
+        )
+    for port in ports.values():
+        assert b"swagger-ui" in httpx.get(f"http://127.0.0.1:{port}/ui/").content
+    output = log.read_text()
+    assert f"http://127.0.0.1:{ports['PRODUCT_PORT']}/ui" in output
+    assert f"http://127.0.0.1:{ports['ORDER_PORT']}/ui" in output
+
+    started_processes = psutil.Process(process.pid).children(recursive=True)
+    assert len(started_processes) >= 6  # honcho, 2 gunicorn masters, their workers
+
+    process.send_signal(signal.SIGTERM)  # to make alone, as `kill <pid>` would
+    process.wait(timeout=30)
+    gone, alive = psutil.wait_procs(started_processes, timeout=30)
+    assert alive == [], f"left running: {alive}"
+    for port in ports.values():
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
