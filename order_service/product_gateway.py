@@ -9,8 +9,7 @@ from order_service.generated_product_client import Client
 from order_service.generated_product_client.api.products import get_product
 from order_service.service import ProductSnapshot
 from service_kit import exact_json
-from service_kit.errors import DependencyUnavailable
-from service_kit.outgoing_http import client_settings
+from service_kit.outgoing_http import call_peer, client_settings, peer_failed
 
 
 class HttpProductCatalog:
@@ -21,14 +20,13 @@ class HttpProductCatalog:
         self._client = Client(**client_settings(base_url, timeout_s, transport))
 
     def lookup(self, product_id: int) -> ProductSnapshot | None:
-        try:
-            response = get_product.sync_detailed(product_id, client=self._client)
-        except httpx.HTTPError as exc:
-            raise DependencyUnavailable(f"product-service: {type(exc).__name__}") from exc
+        response = call_peer(
+            "product-service", lambda: get_product.sync_detailed(product_id, client=self._client)
+        )
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise DependencyUnavailable(f"product-service answered {int(response.status_code)}")
+            raise peer_failed("product-service", response.status_code)
         # Re-read the body exactly (the generated model holds money as float).
         product = exact_json.loads(response.content)
         return ProductSnapshot(price=decimal.Decimal(product["price"]), qty=product["qty"])

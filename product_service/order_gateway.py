@@ -7,8 +7,7 @@ from product_service.generated_order_client import Client
 from product_service.generated_order_client.api.orders import list_orders_by_product
 from product_service.service import Order
 from service_kit import exact_json
-from service_kit.errors import DependencyUnavailable
-from service_kit.outgoing_http import client_settings
+from service_kit.outgoing_http import call_peer, client_settings, peer_failed
 
 
 class HttpOrdersSource:
@@ -19,13 +18,13 @@ class HttpOrdersSource:
         self._client = Client(**client_settings(base_url, timeout_s, transport))
 
     def newest_of(self, product_id: int, limit: int) -> list[Order]:
-        try:
-            response = list_orders_by_product.sync_detailed(
+        response = call_peer(
+            "order-service",
+            lambda: list_orders_by_product.sync_detailed(
                 product_id, client=self._client, limit=limit
-            )
-        except httpx.HTTPError as exc:
-            raise DependencyUnavailable(f"order-service: {type(exc).__name__}") from exc
+            ),
+        )
         if response.status_code != 200:
-            raise DependencyUnavailable(f"order-service answered {int(response.status_code)}")
+            raise peer_failed("order-service", response.status_code)
         # Re-read the body exactly (the generated model holds money as float).
         return exact_json.loads(response.content)["items"]

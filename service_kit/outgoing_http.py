@@ -1,11 +1,15 @@
 """Settings for the generated inter-service clients: bounded timeouts and the current request's
 X-Request-ID on every outgoing call."""
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
 
 from service_kit import request_id
+from service_kit.errors import DependencyUnavailable
+
+ResponseT = TypeVar("ResponseT")
 
 
 def _send_request_id(request: httpx.Request) -> None:
@@ -33,3 +37,16 @@ def client_settings(
         "raise_on_unexpected_status": False,
         "httpx_args": httpx_args,
     }
+
+
+def call_peer(peer: str, call: Callable[[], ResponseT]) -> ResponseT:
+    """Run one generated-client call; a peer that cannot be reached or does not answer in
+    time is a DependencyUnavailable (503 with Retry-After, or a degraded answer)."""
+    try:
+        return call()
+    except httpx.HTTPError as exc:
+        raise DependencyUnavailable(f"{peer}: {type(exc).__name__}") from exc
+
+
+def peer_failed(peer: str, status: int) -> DependencyUnavailable:
+    return DependencyUnavailable(f"{peer} answered {int(status)}")

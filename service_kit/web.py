@@ -7,16 +7,35 @@ from typing import Any
 import connexion
 import flask
 from connexion.resolver import RelativeResolver
+from sqlalchemy import Engine
 
 from service_kit import exact_json, problems, request_id
 from service_kit.body_validation import ExactRequestBodyValidator
+from service_kit.config import ServiceConfig
+from service_kit.db import create_engine_for, ping
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_connexion_app(
-    *, import_name: str, spec_file: str, handlers_module: str, validate_responses: bool = False
+def create_service_app(
+    config: ServiceConfig, *, import_name: str, spec_file: str, handlers_module: str
+) -> tuple[connexion.FlaskApp, Engine]:
+    """The service's Connexion app and database engine; `/ready` checks the database. The
+    caller registers its use cases in `app.app.extensions` (see `component`)."""
+    engine = create_engine_for(config.database_url, pool_size=config.db_pool_size)
+    app = _create_connexion_app(
+        import_name=import_name,
+        spec_file=spec_file,
+        handlers_module=handlers_module,
+        validate_responses=config.validate_responses,
+    )
+    app.app.extensions["readiness_checks"] = {"database": lambda: ping(engine)}
+    return app, engine
+
+
+def _create_connexion_app(
+    *, import_name: str, spec_file: str, handlers_module: str, validate_responses: bool
 ) -> connexion.FlaskApp:
     app = connexion.FlaskApp(import_name, specification_dir=str(SPEC_DIR))
     flask_app = app.app
