@@ -9,7 +9,7 @@ import connexion
 import flask
 import werkzeug.exceptions
 from connexion.exceptions import ProblemException
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from service_kit import errors, exact_json, request_id
 
@@ -98,8 +98,6 @@ def handle_exception(exc: Exception) -> flask.Response:
 
 
 def _is_connection_failure(exc: DBAPIError) -> bool:
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
     return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
 
 
