@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Engine,
     Index,
     Integer,
@@ -15,9 +16,11 @@ from sqlalchemy import (
     Table,
     insert,
     select,
+    update,
 )
 
 from service_kit.db import Money, UtcDateTime, utc_now
+from service_kit.unit_of_work import EventTables, SqlUnitOfWork
 
 Order = dict[str, Any]
 
@@ -37,22 +40,22 @@ orders = Table(
     Index("ix_orders_product_newest", "productId", "id"),
     mysql_charset="utf8mb4",
 )
+event_tables = EventTables(metadata)
 
 
 class SqlOrderRepository:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    """Queries on the connection of the unit of work in progress."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def add(self, fields: Mapping[str, Any]) -> Order:
         row = {**fields, "createdAt": utc_now()}
-        with self._engine.begin() as connection:
-            result = connection.execute(insert(orders).values(row))
-            (order_id,) = result.inserted_primary_key
-        return {"id": order_id, **row}
+        result = self._connection.execute(insert(orders).values(row))
+        return {"id": result.inserted_primary_key[0], **row}
 
     def get(self, order_id: int) -> Order | None:
-        with self._engine.connect() as connection:
-            row = connection.execute(select(orders).where(orders.c.id == order_id)).first()
+        row = self._connection.execute(select(orders).where(orders.c.id == order_id)).first()
         return None if row is None else dict(row._mapping)
 
     def newest_of_product(self, product_id: int, *, before: int | None, limit: int) -> list[Order]:
@@ -60,5 +63,25 @@ class SqlOrderRepository:
         if before is not None:
             query = query.where(orders.c.id < before)
         query = query.order_by(orders.c.id.desc()).limit(limit)
-        with self._engine.connect() as connection:
-            return [dict(row._mapping) for row in connection.execute(query)]
+        return [dict(row._mapping) for row in self._connection.execute(query)]
+
+    def settle(self, order_id: int, status: str, *, from_status: str) -> bool:
+        """Move an order on from `from_status`; False when it is elsewhere (or missing)."""
+        result = self._connection.execute(
+            update(orders)
+            .where(orders.c.id == order_id, orders.c.status == from_status)
+            .values(status=status)
+        )
+        return result.rowcount == 1
+
+
+class OrderUnitOfWork(SqlUnitOfWork):
+    orders: SqlOrderRepository
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine, event_tables)
+
+    def __enter__(self) -> "OrderUnitOfWork":
+        super().__enter__()
+        self.orders = SqlOrderRepository(self.connection)
+        return self

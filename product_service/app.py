@@ -1,12 +1,11 @@
-"""Wiring: configuration → adapters → use cases → the Connexion app of openapi/product.yaml."""
+"""The Connexion app of openapi/product.yaml, wired by `bootstrap`."""
 
 import connexion
 import flask
 
+from product_service.bootstrap import bootstrap
 from product_service.config import load_config
-from product_service.order_gateway import HttpOrdersSource
-from product_service.repository import SqlProductRepository
-from product_service.service import OrdersSource, ProductService
+from product_service.service import OrdersSource
 from service_kit.config import ServiceConfig, exit_on_config_error
 from service_kit.web import create_service_app
 
@@ -15,15 +14,15 @@ def create_app(
     config: ServiceConfig | None = None, *, orders: OrdersSource | None = None
 ) -> connexion.FlaskApp:
     config = config or load_config()
-    app, engine = create_service_app(
-        config,
+    service, infrastructure = bootstrap(config, orders=orders)
+    return create_service_app(
         import_name=__name__,
         spec_file="product.yaml",
         handlers_module="product_service.api",
+        components={"products": service},
+        readiness_checks=infrastructure.readiness_checks(),
+        validate_responses=config.validate_responses,
     )
-    orders = orders or HttpOrdersSource(config.peer_url, config.peer_timeout_s)
-    app.app.extensions["products"] = ProductService(SqlProductRepository(engine), orders)
-    return app
 
 
 def create_wsgi_app() -> flask.Flask:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     Engine,
     Integer,
     MetaData,
@@ -18,6 +19,7 @@ from sqlalchemy import (
 )
 
 from service_kit.db import Money, UtcDateTime, utc_now
+from service_kit.unit_of_work import EventTables, SqlUnitOfWork
 
 Product = dict[str, Any]
 
@@ -33,28 +35,28 @@ products = Table(
     Column("updatedAt", UtcDateTime(), nullable=False),
     mysql_charset="utf8mb4",
 )
+event_tables = EventTables(metadata)
 
 
 class SqlProductRepository:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    """Queries on the connection of the unit of work in progress."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def add(self, fields: Mapping[str, Any]) -> Product:
         now = utc_now()
-        row = {**fields, "createdAt": now, "updatedAt": now}
-        with self._engine.begin() as connection:
-            result = connection.execute(insert(products).values(row))
-            (product_id,) = result.inserted_primary_key
-            return self._select(connection, product_id)
+        result = self._connection.execute(
+            insert(products).values({**fields, "createdAt": now, "updatedAt": now})
+        )
+        return self._select(result.inserted_primary_key[0])
 
     def get(self, product_id: int) -> Product | None:
-        with self._engine.connect() as connection:
-            return self._select(connection, product_id)
+        return self._select(product_id)
 
     def page_after(self, after: int, limit: int) -> list[Product]:
         query = select(products).where(products.c.id > after).order_by(products.c.id).limit(limit)
-        with self._engine.connect() as connection:
-            return [dict(row._mapping) for row in connection.execute(query)]
+        return [dict(row._mapping) for row in self._connection.execute(query)]
 
     def replace(self, product_id: int, fields: Mapping[str, Any]) -> Product | None:
         statement = (
@@ -62,17 +64,40 @@ class SqlProductRepository:
             .where(products.c.id == product_id)
             .values({**fields, "updatedAt": utc_now()})
         )
-        with self._engine.begin() as connection:
-            if connection.execute(statement).rowcount == 0:
-                return None
-            return self._select(connection, product_id)
+        if self._connection.execute(statement).rowcount == 0:
+            return None
+        return self._select(product_id)
 
     def remove(self, product_id: int) -> bool:
-        with self._engine.begin() as connection:
-            result = connection.execute(delete(products).where(products.c.id == product_id))
-            return result.rowcount > 0
+        result = self._connection.execute(delete(products).where(products.c.id == product_id))
+        return result.rowcount > 0
 
-    @staticmethod
-    def _select(connection: Any, product_id: int) -> Product | None:
-        row = connection.execute(select(products).where(products.c.id == product_id)).first()
+    def reserve(self, product_id: int, qty: int) -> int | None:
+        """Take `qty` from the stock if that much remains (atomically: the row is locked
+        until commit); the stock left, or None when there is not enough or no such product."""
+        taken = self._connection.execute(
+            update(products)
+            .where(products.c.id == product_id, products.c.qty >= qty)
+            .values(qty=products.c.qty - qty, updatedAt=utc_now())
+        )
+        if taken.rowcount == 0:
+            return None
+        return self._connection.execute(
+            select(products.c.qty).where(products.c.id == product_id)
+        ).scalar_one()
+
+    def _select(self, product_id: int) -> Product | None:
+        row = self._connection.execute(select(products).where(products.c.id == product_id)).first()
         return None if row is None else dict(row._mapping)
+
+
+class ProductUnitOfWork(SqlUnitOfWork):
+    products: SqlProductRepository
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine, event_tables)
+
+    def __enter__(self) -> "ProductUnitOfWork":
+        super().__enter__()
+        self.products = SqlProductRepository(self.connection)
+        return self

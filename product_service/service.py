@@ -1,12 +1,18 @@
-"""product-service use cases: no Flask, no SQL; storage and order-service behind small ports."""
+"""product-service use cases: no Flask, no SQL; storage, events, cache and order-service behind
+small ports."""
 
 import decimal
-from typing import Any, Protocol
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, Self
 
+from service_kit.consumer import each
 from service_kit.errors import DependencyUnavailable, NotFound
+from service_kit.events import Event
 
 Product = dict[str, Any]
 Order = dict[str, Any]
+_log = logging.getLogger(__name__)
 
 
 class ProductRepository(Protocol):
@@ -15,6 +21,25 @@ class ProductRepository(Protocol):
     def page_after(self, after: int, limit: int) -> list[Product]: ...
     def replace(self, product_id: int, fields: dict[str, Any]) -> Product | None: ...
     def remove(self, product_id: int) -> bool: ...
+    def reserve(self, product_id: int, qty: int) -> int | None: ...
+
+
+class UnitOfWork(Protocol):
+    """A transaction: state changes, emitted events and applied-event ids commit together."""
+
+    products: ProductRepository
+
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc_info: object) -> None: ...
+    def emit(self, event_type: str, data: dict[str, Any]) -> object: ...
+    def first_time(self, event_id: str) -> bool: ...
+
+
+class Cache(Protocol):
+    def get(self, key: str) -> Any: ...
+    def add(self, key: str, value: Any, ttl_s: int) -> None: ...
+    def set(self, key: str, value: Any, ttl_s: int) -> None: ...
+    def delete(self, *keys: str) -> None: ...
 
 
 class OrdersSource(Protocol):
@@ -23,37 +48,67 @@ class OrdersSource(Protocol):
         ...
 
 
+def cache_key(product_id: int) -> str:
+    return f"product:{product_id}"
+
+
 class ProductService:
-    def __init__(self, repository: ProductRepository, orders: OrdersSource) -> None:
-        self._repository = repository
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        orders: OrdersSource,
+        cache: Cache,
+        cache_ttl_s: int,
+    ) -> None:
+        self._unit_of_work = unit_of_work
         self._orders = orders
+        self._cache = cache
+        self._ttl_s = cache_ttl_s
 
     def create(self, *, name: str, price: decimal.Decimal | int, qty: int) -> Product:
-        return self._repository.add({"name": name, "price": _cents(price), "qty": qty})
+        with self._unit_of_work() as uow:
+            product = uow.products.add({"name": name, "price": _cents(price), "qty": qty})
+            uow.emit("product.created", product)
+        self._cache.set(cache_key(product["id"]), product, self._ttl_s)
+        return product
 
     def get(self, product_id: int) -> Product:
-        product = self._repository.get(product_id)
+        cached = self._cache.get(cache_key(product_id))
+        if cached is not None:
+            return cached
+        with self._unit_of_work() as uow:
+            product = uow.products.get(product_id)
         if product is None:
             raise NotFound(f"product {product_id} does not exist")
+        # `add`, not `set`: a writer that committed after our read has already put a fresher one.
+        self._cache.add(cache_key(product_id), product, self._ttl_s)
         return product
 
     def list_page(self, *, after: int, limit: int) -> dict[str, Any]:
-        items = self._repository.page_after(after, limit)
+        with self._unit_of_work() as uow:
+            items = uow.products.page_after(after, limit)
         next_after = items[-1]["id"] if len(items) == limit else None
         return {"items": items, "nextAfter": next_after}
 
     def update(
         self, product_id: int, *, name: str, price: decimal.Decimal | int, qty: int
     ) -> Product:
-        fields = {"name": name, "price": _cents(price), "qty": qty}
-        product = self._repository.replace(product_id, fields)
-        if product is None:
-            raise NotFound(f"product {product_id} does not exist")
+        with self._unit_of_work() as uow:
+            product = uow.products.replace(
+                product_id, {"name": name, "price": _cents(price), "qty": qty}
+            )
+            if product is None:
+                raise NotFound(f"product {product_id} does not exist")
+            uow.emit("product.updated", product)
+        self._cache.set(cache_key(product_id), product, self._ttl_s)
         return product
 
     def delete(self, product_id: int) -> None:
-        if not self._repository.remove(product_id):
-            raise NotFound(f"product {product_id} does not exist")
+        with self._unit_of_work() as uow:
+            if not uow.products.remove(product_id):
+                raise NotFound(f"product {product_id} does not exist")
+            uow.emit("product.deleted", {"id": product_id})
+        self._cache.delete(cache_key(product_id))
 
     def with_orders(self, product_id: int, *, limit: int) -> dict[str, Any]:
         """The BFF view: the product always, its orders when order-service answers."""
@@ -63,6 +118,39 @@ class ProductService:
         except DependencyUnavailable as exc:
             orders = {"available": False, "items": [], "detail": str(exc)}
         return {"product": product, "orders": orders}
+
+    def reserve_stock(self, orders_created: Sequence[Event]) -> None:
+        """For each new order: take its quantity from the stock if enough remains, and say so
+        with stock.reserved or stock.rejected. One transaction for the batch; an event seen
+        before changes nothing. Then the cache entries of the products are refreshed."""
+        changed: set[int] = set()
+        with self._unit_of_work() as uow:
+            for event in each(orders_created):
+                if not uow.first_time(event.id):
+                    _log.info("order.created %s already applied; ignored", event.id)
+                    continue
+                order = event.data
+                product_id, qty = order["productId"], order["qty"]
+                outcome = {"orderId": order["id"], "productId": product_id, "qty": qty}
+                remaining = uow.products.reserve(product_id, qty)
+                if remaining is None:
+                    known = uow.products.get(product_id) is not None
+                    reason = "insufficient-stock" if known else "unknown-product"
+                    uow.emit("stock.rejected", {**outcome, "reason": reason})
+                else:
+                    uow.emit("stock.reserved", {**outcome, "remaining": remaining})
+                    changed.add(product_id)
+        if changed:
+            self._refresh_cache(changed)
+
+    def _refresh_cache(self, product_ids: set[int]) -> None:
+        """Invalidate, then warm with the committed rows (a GET right after sees the new stock)."""
+        self._cache.delete(*(cache_key(product_id) for product_id in product_ids))
+        with self._unit_of_work() as uow:
+            fresh = [uow.products.get(product_id) for product_id in product_ids]
+        for product in fresh:
+            if product is not None:
+                self._cache.set(cache_key(product["id"]), product, self._ttl_s)
 
 
 def _cents(amount: decimal.Decimal | int) -> decimal.Decimal:

@@ -35,6 +35,26 @@ def env_http_url(env: Mapping[str, str], name: str, default: str) -> str:
     return raw.rstrip("/")
 
 
+def env_redis_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise ConfigError(f"{name}={raw!r} is not a redis:// URL")
+    return raw
+
+
+def env_broker_url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    parts = urlsplit(raw)
+    amqp = parts.scheme in ("amqp", "amqps") and parts.hostname
+    spool = parts.scheme == "sqlite" and len(parts.path) > 1
+    if not (amqp or spool):
+        raise ConfigError(f"{name}={raw!r} is neither an amqp:// URL nor a sqlite:/// spool file")
+    return raw
+
+
 _DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "mysql+pymysql", "mariadb+pymysql")
 
 
@@ -66,6 +86,10 @@ class ServiceConfig:
     peer_timeout_s: float  # <P>_SERVICE_TIMEOUT_MS
     log_level: str  # LOG_LEVEL
     validate_responses: bool  # <S>_VALIDATE_RESPONSES=1: check every response against the spec
+    redis_url: str | None  # REDIS_URL; unset: a file-system cache in cache_dir
+    cache_dir: str  # $CACHE_DIR/<service>, CACHE_DIR defaulting to var/cache
+    cache_ttl_s: int  # <S>_CACHE_TTL_S
+    broker_url: str  # BROKER_URL: amqp://… (RabbitMQ) or sqlite:///… (the local spool)
 
 
 def load_service_config(
@@ -101,6 +125,10 @@ def load_service_config(
         log_level=log_level,
         validate_responses=env_int(env, f"{prefix}_VALIDATE_RESPONSES", 0, minimum=0, maximum=1)
         == 1,
+        redis_url=env_redis_url(env, "REDIS_URL"),
+        cache_dir=f"{env.get('CACHE_DIR') or 'var/cache'}/{service.lower()}",
+        cache_ttl_s=env_int(env, f"{prefix}_CACHE_TTL_S", 60, minimum=1, maximum=86_400),
+        broker_url=env_broker_url(env, "BROKER_URL", "sqlite:///var/events.db"),
     )
 
 

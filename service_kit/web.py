@@ -7,36 +7,25 @@ from typing import Any
 import connexion
 import flask
 from connexion.resolver import RelativeResolver
-from sqlalchemy import Engine
 
 from service_kit import exact_json, problems, request_id
 from service_kit.body_validation import ExactRequestBodyValidator
-from service_kit.config import ServiceConfig
-from service_kit.db import create_engine_for, ping
+from service_kit.health import Check
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_service_app(
-    config: ServiceConfig, *, import_name: str, spec_file: str, handlers_module: str
-) -> tuple[connexion.FlaskApp, Engine]:
-    """The service's Connexion app and database engine; `/ready` checks the database. The
-    caller registers its use cases in `app.app.extensions` (see `component`)."""
-    engine = create_engine_for(config.database_url, pool_size=config.db_pool_size)
-    app = _create_connexion_app(
-        import_name=import_name,
-        spec_file=spec_file,
-        handlers_module=handlers_module,
-        validate_responses=config.validate_responses,
-    )
-    app.app.extensions["readiness_checks"] = {"database": lambda: ping(engine)}
-    return app, engine
-
-
-def _create_connexion_app(
-    *, import_name: str, spec_file: str, handlers_module: str, validate_responses: bool
+    *,
+    import_name: str,
+    spec_file: str,
+    handlers_module: str,
+    components: dict[str, Any],
+    readiness_checks: dict[str, Check],
+    validate_responses: bool = False,
 ) -> connexion.FlaskApp:
+    """The service's Connexion app; handlers reach `components` through `component(name)`."""
     app = connexion.FlaskApp(import_name, specification_dir=str(SPEC_DIR))
     flask_app = app.app
     flask_app.json = exact_json.ExactJSONProvider(flask_app)
@@ -53,6 +42,8 @@ def _create_connexion_app(
         options={"swagger_ui": True},
     )
     _repair_swagger_ui_home(flask_app, api)
+    flask_app.extensions.update(components)
+    flask_app.extensions["readiness_checks"] = readiness_checks
     return app
 
 

@@ -60,43 +60,53 @@ class RunningStack:
     product_url: str
     order_url: str
     logs: dict[str, Path]
+    processes: dict[str, subprocess.Popen]
 
     def log_of(self, service: str) -> str:
         return self.logs[service].read_text()
 
 
+def _commands() -> dict[str, list[str]]:
+    """The processes of the Procfile that `make run` starts, by name."""
+    commands = {}
+    for service in ("product", "order"):
+        commands[service] = [
+            str(BIN / "gunicorn"),
+            "-c",
+            f"{service}_service/gunicorn.conf.py",
+            f"{service}_service.app:create_wsgi_app()",
+        ]
+        commands[f"{service}-worker"] = [sys.executable, "-m", f"{service}_service.worker"]
+    return commands
+
+
 @contextmanager
-def running_stack(database_urls: dict[str, str], log_dir: Path) -> Iterator[RunningStack]:
+def running_stack(service_env: dict[str, str], log_dir: Path) -> Iterator[RunningStack]:
+    """Both web services and both workers, as `make run` starts them."""
     ports = {"product": free_port(), "order": free_port()}
     env = {
         **os.environ,
+        **service_env,
         "PRODUCT_PORT": str(ports["product"]),
         "ORDER_PORT": str(ports["order"]),
-        "PRODUCT_DATABASE_URL": database_urls["product"],
-        "ORDER_DATABASE_URL": database_urls["order"],
         "PRODUCT_VALIDATE_RESPONSES": "1",
         "ORDER_VALIDATE_RESPONSES": "1",
     }
     processes, logs = {}, {}
     try:
-        for service in ("product", "order"):
-            logs[service] = log_dir / f"{service}.log"
-            processes[service] = subprocess.Popen(
-                [
-                    str(BIN / "gunicorn"),
-                    "-c",
-                    f"{service}_service/gunicorn.conf.py",
-                    f"{service}_service.app:create_wsgi_app()",
-                ],
+        for name, command in _commands().items():
+            logs[name] = log_dir / f"{name}.log"
+            processes[name] = subprocess.Popen(
+                command,
                 cwd=ROOT,
                 env=env,
-                stdout=logs[service].open("w"),
+                stdout=logs[name].open("w"),
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
         for service, url in urls.items():
             wait_until_answering(f"{url}/ready", 30, processes[service])
-        yield RunningStack(urls["product"], urls["order"], logs)
+        yield RunningStack(urls["product"], urls["order"], logs, processes)
     finally:
         stop(*processes.values())

@@ -1,7 +1,10 @@
-"""The seed's curl flow and malformed requests against both services running as real gunicorn
-processes, on SQLite and on the real MariaDB."""
+"""The seed's flows against both services and both workers running as real processes, on the
+embedded defaults (SQLite, file cache, local spool) and on the real MariaDB, Redis and RabbitMQ."""
 
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -12,8 +15,8 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
-def stack(database_urls, tmp_path):
-    with running_stack(database_urls, tmp_path) as running:
+def stack(service_env, tmp_path):
+    with running_stack(service_env, tmp_path) as running:
         yield running
 
 
@@ -29,6 +32,17 @@ def orders(stack):
         yield client
 
 
+def eventually(probe: Callable[[], Any], *, within_s: float) -> tuple[Any, float]:
+    """Poll `probe` until it returns something truthy; that value and how long it took."""
+    started = time.monotonic()
+    while True:
+        value = probe()
+        elapsed = time.monotonic() - started
+        if value or elapsed > within_s:
+            return value, elapsed
+        time.sleep(0.02)
+
+
 def _problem(response: httpx.Response, status: int) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
@@ -41,8 +55,9 @@ def test_seed_flow(stack, products, orders):
     created = products.post("/products", json={"name": "Laptop Demo", "price": 1500, "qty": 50})
     assert created.status_code == 201
     product = created.json()
-    assert created.headers["location"] == f"/products/{product['id']}"
-    assert products.get(created.headers["location"]).json() == product
+    location = created.headers["location"]
+    assert location == f"/products/{product['id']}"
+    assert products.get(location).json() == product  # now served from the cache
 
     placed = orders.post(
         "/orders",
@@ -54,31 +69,81 @@ def test_seed_flow(stack, products, orders):
     assert (order["totalPrice"], order["status"], order["qty"]) == (3000, "PENDING", 2)
     assert placed.headers["x-request-id"] == "e2e-order-1"
 
+    # order.created → product worker: stock 50 → 48, cache invalidated and warmed;
+    # stock.reserved → order worker: CONFIRMED.
+    stock, took = eventually(lambda: products.get(location).json()["qty"] == 48, within_s=5)
+    assert stock, "the stock never went down to 48"
+    assert took <= 1.0, f"the stock change took {took:.2f}s to show"
+    confirmed, _ = eventually(
+        lambda: orders.get(f"/orders/{order['id']}").json()["status"] == "CONFIRMED", within_s=5
+    )
+    assert confirmed
+    logged, _ = eventually(
+        lambda: f"order.created order={order['id']} " in stack.log_of("order-worker"), within_s=5
+    )
+    assert logged
+    line = next(
+        line
+        for line in stack.log_of("order-worker").splitlines()
+        if f"order.created order={order['id']} " in line
+    )
+    assert "rid=e2e-order-1" in line and f"product={product['id']} qty=2" in line
+
     listed = orders.get(f"/orders/product/{product['id']}").json()
-    assert [o["id"] for o in listed["items"]] == [order["id"]]
+    assert [(o["id"], o["status"]) for o in listed["items"]] == [(order["id"], "CONFIRMED")]
 
     view = products.get(
         f"/products/{product['id']}/with-orders", headers={"X-Request-ID": "e2e-bff-1"}
     )
     assert view.status_code == 200
-    assert view.json() == {"product": product, "orders": {"available": True, "items": [order]}}
+    assert view.json()["orders"] == {"available": True, "items": listed["items"]}
+    assert view.json()["product"]["qty"] == 48
 
-    updated = products.put(
-        f"/products/{product['id']}", json={"name": "Laptop Demo", "price": 1400, "qty": 48}
-    )
+    updated = products.put(location, json={"name": "Laptop Demo", "price": 1400, "qty": 48})
     assert updated.status_code == 200 and updated.json()["price"] == 1400
-    assert products.delete(f"/products/{product['id']}").status_code == 204
-    _problem(products.get(f"/products/{product['id']}"), 404)
-
-    # The caller's request id reached the other service (order → product, BFF → order) and
-    # is on its log lines.
-    time.sleep(0.3)  # let the access log line be written
-    assert "rid=e2e-order-1" in stack.log_of("product")
+    assert products.get(location).json()["price"] == 1400
+    assert products.delete(location).status_code == 204
+    _problem(products.get(location), 404)
+    # The BFF's call carried the caller's request id into order-service's log.
     assert "rid=e2e-bff-1" in stack.log_of("order")
 
 
-def test_order_of_unknown_product_is_422(orders):
-    _problem(orders.post("/orders", json={"productId": 2147483647, "qty": 1}), 422)
+def test_order_of_unknown_product_asks_product_service(stack, orders):
+    response = orders.post(
+        "/orders", json={"productId": 2147483000, "qty": 1}, headers={"X-Request-ID": "e2e-unk"}
+    )
+    _problem(response, 422)
+    time.sleep(0.3)  # let the access log line be written
+    assert "rid=e2e-unk" in stack.log_of("product")  # the request id went along
+
+
+def test_concurrent_orders_never_oversell(stack, products, orders):
+    product = products.post("/products", json={"name": "Scarce", "price": 10, "qty": 50}).json()
+
+    def order_one(_: int) -> int:
+        with httpx.Client(base_url=stack.order_url, timeout=30) as client:
+            return client.post("/orders", json={"productId": product["id"], "qty": 1}).status_code
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        statuses = list(pool.map(order_one, range(200)))
+    assert statuses == [201] * 200
+
+    def settled() -> dict[str, int] | None:
+        counts: dict[str, int] = {}
+        before = None
+        while True:
+            query = {"limit": 100} if before is None else {"limit": 100, "before": before}
+            page = orders.get(f"/orders/product/{product['id']}", params=query).json()
+            for item in page["items"]:
+                counts[item["status"]] = counts.get(item["status"], 0) + 1
+            before = page["nextBefore"]
+            if before is None:
+                break
+        return counts if "PENDING" not in counts else None
+
+    counts, _ = eventually(settled, within_s=30)
+    assert counts == {"CONFIRMED": 50, "REJECTED": 150}
+    assert products.get(f"/products/{product['id']}").json()["qty"] == 0
 
 
 def test_malformed_requests_over_real_sockets(products, orders):

@@ -25,8 +25,7 @@ class Stack:
 
 
 def build_stack(
-    product_db: str,
-    order_db: str,
+    service_env: dict[str, str],
     *,
     order_service_up: bool = True,
     product_service_up: bool = True,
@@ -36,12 +35,7 @@ def build_stack(
     def peer(name: str) -> httpx.WSGITransport:
         return httpx.WSGITransport(app=lambda environ, start: apps[name](environ, start))
 
-    env = {
-        "PRODUCT_DATABASE_URL": product_db,
-        "ORDER_DATABASE_URL": order_db,
-        "PRODUCT_VALIDATE_RESPONSES": "1",
-        "ORDER_VALIDATE_RESPONSES": "1",
-    }
+    env = {**service_env, "PRODUCT_VALIDATE_RESPONSES": "1", "ORDER_VALIDATE_RESPONSES": "1"}
     product_config, order_config = load_product_config(env), load_order_config(env)
     orders = (
         HttpOrdersSource("http://order-service", 2.0, transport=peer("order"))
@@ -54,7 +48,7 @@ def build_stack(
         else HttpProductCatalog(UNREACHABLE, 0.5)
     )
     apps["product"] = create_product_app(product_config, orders=orders).app
-    apps["order"] = create_order_app(order_config, catalog=catalog).app
+    apps["order"] = create_order_app(order_config, product_source=catalog).app
     return Stack(product=apps["product"], order=apps["order"])
 
 

@@ -10,8 +10,8 @@ MB = 1024 * 1024
 
 
 @pytest.fixture
-def stack(database_urls):
-    return build_stack(database_urls["product"], database_urls["order"])
+def stack(service_env):
+    return build_stack(service_env)
 
 
 @pytest.fixture
@@ -57,9 +57,10 @@ def test_quantity_above_stock_is_409(orders, product):
     assert orders.post("/orders", json={"productId": product["id"], "qty": 50}).status_code == 201
 
 
-def test_product_service_down_is_503_with_retry_after(database_urls):
-    stack = build_stack(database_urls["product"], database_urls["order"], product_service_up=False)
-    response = stack.order.test_client().post("/orders", json={"productId": 1, "qty": 1})
+def test_product_service_down_is_503_with_retry_after(service_env):
+    stack = build_stack(service_env, product_service_up=False)
+    # A product order-service has never seen: it must ask product-service, which is down.
+    response = stack.order.test_client().post("/orders", json={"productId": 2147480000, "qty": 1})
     assert_problem(response, 503)
     assert int(response.headers["Retry-After"]) >= 1
 
@@ -127,5 +128,6 @@ def test_malformed_requests_get_a_4xx_problem(orders, method, path, kwargs, stat
 
 def test_health_and_ready(orders):
     assert orders.get("/health").get_json() == {"status": "ok"}
-    assert orders.get("/ready").get_json() == {"status": "ok", "checks": {"database": "ok"}}
+    checks = {"database": "ok", "cache": "ok", "broker": "ok"}
+    assert orders.get("/ready").get_json() == {"status": "ok", "checks": checks}
     assert orders.get("/ui/").status_code == 200

@@ -11,8 +11,8 @@ MB = 1024 * 1024
 
 
 @pytest.fixture
-def stack(database_urls):
-    return build_stack(database_urls["product"], database_urls["order"])
+def stack(service_env):
+    return build_stack(service_env)
 
 
 @pytest.fixture
@@ -102,8 +102,8 @@ def test_with_orders_includes_the_products_orders(stack, products):
     ]
 
 
-def test_with_orders_degrades_when_order_service_is_down(database_urls):
-    stack = build_stack(database_urls["product"], database_urls["order"], order_service_up=False)
+def test_with_orders_degrades_when_order_service_is_down(service_env):
+    stack = build_stack(service_env, order_service_up=False)
     products = stack.product.test_client()
     product = new_product(products)
     response = products.get(f"/products/{product['id']}/with-orders")
@@ -206,16 +206,16 @@ def test_request_id_is_echoed_when_well_formed_else_generated(products, sent, ec
 
 def test_health_and_ready(products):
     assert products.get("/health").get_json() == {"status": "ok"}
-    assert products.get("/ready").get_json() == {"status": "ok", "checks": {"database": "ok"}}
+    checks = {"database": "ok", "cache": "ok", "broker": "ok"}
+    assert products.get("/ready").get_json() == {"status": "ok", "checks": checks}
 
 
-def test_database_down_gives_503_with_retry_after():
-    stack = build_stack(
-        "mysql+pymysql://root@127.0.0.1:9/none", "sqlite:///:memory:", order_service_up=False
-    )
+def test_database_down_gives_503_with_retry_after(service_env):
+    unreachable = {**service_env, "PRODUCT_DATABASE_URL": "mysql+pymysql://root@127.0.0.1:9/none"}
+    stack = build_stack(unreachable, order_service_up=False)
     products = stack.product.test_client()
     for response in (
-        products.get("/products/1"),
+        products.get("/products/2147480001"),  # never cached: only the database could answer
         products.post("/products", json=VALID),
         products.get("/ready"),
     ):

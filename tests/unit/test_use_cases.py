@@ -1,15 +1,21 @@
-"""Use cases on the SQLite adapters, with the other service replaced by a stand-in port."""
+"""Use cases on the SQLite adapters and the file-system cache, with the other service replaced
+by a stand-in port."""
 
 import decimal
 
 import pytest
+from sqlalchemy import select
 
-from order_service.repository import SqlOrderRepository
+from order_service.repository import OrderUnitOfWork
+from order_service.repository import event_tables as order_events
 from order_service.service import OrderService, ProductSnapshot
-from product_service.repository import SqlProductRepository
-from product_service.service import ProductService
+from product_service.repository import ProductUnitOfWork
+from product_service.repository import event_tables as product_events
+from product_service.service import ProductService, cache_key
+from service_kit.cache import open_cache
 from service_kit.db import create_engine_for
 from service_kit.errors import Conflict, DependencyUnavailable, NotFound, Unprocessable
+from service_kit.events import new_event, parse_event
 from service_kit.migrations import upgrade_to_head
 
 
@@ -21,25 +27,29 @@ def engines(tmp_path):
     return {name: create_engine_for(url) for name, url in urls.items()}
 
 
+@pytest.fixture
+def cache(tmp_path):
+    return open_cache(None, namespace="test", file_dir=str(tmp_path / "cache"))
+
+
 class StaticCatalog:
     def __init__(self, products: dict[int, ProductSnapshot]) -> None:
         self.products = products
+        self.remembered: dict[int, ProductSnapshot] = {}
 
     def lookup(self, product_id: int) -> ProductSnapshot | None:
         return self.products.get(product_id)
 
+    def remember(self, product_id: int, snapshot: ProductSnapshot) -> None:
+        self.remembered[product_id] = snapshot
 
-class DownCatalog:
+    def forget(self, product_id: int) -> None:
+        self.remembered.pop(product_id, None)
+
+
+class DownCatalog(StaticCatalog):
     def lookup(self, product_id: int) -> ProductSnapshot | None:
         raise DependencyUnavailable("product-service: ConnectError")
-
-
-class OrdersFrom:
-    def __init__(self, service: OrderService) -> None:
-        self.service = service
-
-    def newest_of(self, product_id: int, limit: int) -> list[dict]:
-        return self.service.of_product(product_id, before=None, limit=limit)["items"]
 
 
 class OrdersDown:
@@ -47,18 +57,38 @@ class OrdersDown:
         raise DependencyUnavailable("order-service: ReadTimeout")
 
 
-def test_order_total_is_price_times_qty_exactly(engines):
+def outbox_of(engine, tables):
+    """The events waiting in a service's outbox, parsed and checked against their schemas."""
+    with engine.connect() as connection:
+        rows = connection.execute(select(tables.outbox).order_by(tables.outbox.c.id)).all()
+    return [parse_event(row.body.encode()) for row in rows]
+
+
+def order_service(engines, cache, catalog):
+    return OrderService(lambda: OrderUnitOfWork(engines["order"]), catalog, catalog, cache, 60)
+
+
+def product_service(engines, cache, orders=None):
+    return ProductService(
+        lambda: ProductUnitOfWork(engines["product"]), orders or OrdersDown(), cache, 60
+    )
+
+
+def test_order_total_is_exact_and_announced(engines, cache):
     catalog = StaticCatalog({1: ProductSnapshot(decimal.Decimal("0.10"), 10)})
-    orders = OrderService(SqlOrderRepository(engines["order"]), catalog)
+    orders = order_service(engines, cache, catalog)
     order = orders.place(product_id=1, qty=3)
-    assert order["totalPrice"] == decimal.Decimal("0.30")
-    assert order["status"] == "PENDING"
+    assert order["totalPrice"] == decimal.Decimal("0.30") and order["status"] == "PENDING"
     assert orders.get(order["id"])["totalPrice"] == decimal.Decimal("0.30")
+    [event] = outbox_of(engines["order"], order_events)
+    assert event.type == "order.created"
+    assert event.data["id"] == order["id"] and event.data["totalPrice"] == decimal.Decimal("0.30")
 
 
-def test_order_rules(engines):
-    catalog = StaticCatalog({1: ProductSnapshot(decimal.Decimal("5"), 2)})
-    orders = OrderService(SqlOrderRepository(engines["order"]), catalog)
+def test_order_rules(engines, cache):
+    orders = order_service(
+        engines, cache, StaticCatalog({1: ProductSnapshot(decimal.Decimal(5), 2)})
+    )
     with pytest.raises(Unprocessable):
         orders.place(product_id=2, qty=1)
     with pytest.raises(Conflict):
@@ -66,43 +96,130 @@ def test_order_rules(engines):
     with pytest.raises(NotFound):
         orders.get(999)
     with pytest.raises(DependencyUnavailable):
-        OrderService(SqlOrderRepository(engines["order"]), DownCatalog()).place(product_id=1, qty=1)
+        order_service(engines, cache, DownCatalog({})).place(product_id=1, qty=1)
     assert orders.of_product(1, before=None, limit=5) == {"items": [], "nextBefore": None}
+    assert outbox_of(engines["order"], order_events) == []  # nothing was accepted
 
 
-def test_product_lifecycle_and_bff(engines):
-    orders = OrderService(
-        SqlOrderRepository(engines["order"]),
-        StaticCatalog({1: ProductSnapshot(decimal.Decimal("1500"), 50)}),
+def test_order_lists_are_cached_and_invalidated(engines, cache):
+    orders = order_service(
+        engines, cache, StaticCatalog({1: ProductSnapshot(decimal.Decimal(5), 9)})
     )
-    products = ProductService(SqlProductRepository(engines["product"]), OrdersFrom(orders))
+    first = orders.place(product_id=1, qty=1)
+    for _ in range(2):  # the first read sets the list version, the second caches the page
+        assert [o["id"] for o in orders.of_product(1, before=None, limit=5)["items"]] == [
+            first["id"]
+        ]
+    second = orders.place(product_id=1, qty=1)
+    page = orders.of_product(1, before=None, limit=5)
+    assert [o["id"] for o in page["items"]] == [second["id"], first["id"]]
+
+
+def test_stock_results_settle_orders_once(engines, cache):
+    orders = order_service(
+        engines, cache, StaticCatalog({1: ProductSnapshot(decimal.Decimal(5), 9)})
+    )
+    confirmed, rejected = orders.place(product_id=1, qty=1), orders.place(product_id=1, qty=2)
+    reserved = new_event(
+        "stock.reserved", {"orderId": confirmed["id"], "productId": 1, "qty": 1, "remaining": 8}
+    )
+    refused = new_event(
+        "stock.rejected",
+        {"orderId": rejected["id"], "productId": 1, "qty": 2, "reason": "insufficient-stock"},
+    )
+    orders.settle_orders([reserved, refused])
+    orders.settle_orders([reserved, refused])  # redelivered: no change
+    late = new_event(
+        "stock.rejected",
+        {"orderId": confirmed["id"], "productId": 1, "qty": 1, "reason": "insufficient-stock"},
+    )
+    orders.settle_orders([late])  # a settled order never moves again
+    assert orders.get(confirmed["id"])["status"] == "CONFIRMED"
+    assert orders.get(rejected["id"])["status"] == "REJECTED"
+    statuses = [o["status"] for o in orders.of_product(1, before=None, limit=5)["items"]]
+    assert statuses == ["REJECTED", "CONFIRMED"]
+
+
+def test_product_events_update_known_products(engines, cache):
+    catalog = StaticCatalog({})
+    orders = order_service(engines, cache, catalog)
+    product = {
+        "id": 7,
+        "name": "x",
+        "price": decimal.Decimal("2.50"),
+        "qty": 3,
+        "createdAt": "2026-11-21T10:00:00Z",
+        "updatedAt": "2026-11-21T10:00:00Z",
+    }
+    orders.note_product_changes([new_event("product.created", product)])
+    assert catalog.remembered[7] == ProductSnapshot(decimal.Decimal("2.50"), 3)
+    orders.note_product_changes([new_event("product.deleted", {"id": 7})])
+    assert 7 not in catalog.remembered
+
+
+def test_product_lifecycle_is_announced_and_cached(engines, cache):
+    products = product_service(engines, cache)
     product = products.create(name="Laptop Demo", price=decimal.Decimal("1500"), qty=50)
-    assert product["id"] == 1 and product["price"] == decimal.Decimal("1500.00")
-    order = orders.place(product_id=1, qty=2)
-    view = products.with_orders(1, limit=10)
-    assert view == {"product": product, "orders": {"available": True, "items": [order]}}
-
-    updated = products.update(1, name="Laptop", price=decimal.Decimal("1450.50"), qty=40)
-    assert (updated["name"], updated["qty"]) == ("Laptop", 40)
-    assert products.list_page(after=0, limit=1) == {"items": [updated], "nextAfter": 1}
-    products.delete(1)
+    assert cache.get(cache_key(product["id"])) == product
+    updated = products.update(
+        product["id"], name="Laptop", price=decimal.Decimal("1450.50"), qty=40
+    )
+    assert products.get(product["id"]) == updated == cache.get(cache_key(product["id"]))
+    assert products.list_page(after=0, limit=1) == {"items": [updated], "nextAfter": product["id"]}
+    products.delete(product["id"])
+    assert cache.get(cache_key(product["id"])) is None
     with pytest.raises(NotFound):
-        products.get(1)
+        products.get(product["id"])
     with pytest.raises(NotFound):
-        products.delete(1)
-    with pytest.raises(NotFound):
-        products.update(1, name="x", price=1, qty=1)
+        products.delete(product["id"])
+    types = [e.type for e in outbox_of(engines["product"], product_events)]
+    assert types == ["product.created", "product.updated", "product.deleted"]
 
 
-def test_bff_keeps_the_product_when_orders_are_unavailable(engines):
-    products = ProductService(SqlProductRepository(engines["product"]), OrdersDown())
+def test_bff_keeps_the_product_when_orders_are_unavailable(engines, cache):
+    products = product_service(engines, cache)
     product = products.create(name="Laptop Demo", price=1500, qty=50)
     view = products.with_orders(product["id"], limit=10)
-    assert view["product"] == product
-    assert view["orders"] == {
-        "available": False,
-        "items": [],
-        "detail": "order-service: ReadTimeout",
+    assert view == {
+        "product": product,
+        "orders": {"available": False, "items": [], "detail": "order-service: ReadTimeout"},
     }
-    with pytest.raises(NotFound):
-        products.with_orders(product["id"] + 1, limit=10)
+
+
+def _order_created(order_id: int, product_id: int, qty: int):
+    return new_event(
+        "order.created",
+        {
+            "id": order_id,
+            "productId": product_id,
+            "qty": qty,
+            "totalPrice": 1,
+            "status": "PENDING",
+            "createdAt": "2026-11-21T10:00:00Z",
+        },
+    )
+
+
+def test_stock_is_reserved_once_and_never_goes_negative(engines, cache):
+    products = product_service(engines, cache)
+    product = products.create(name="Laptop Demo", price=10, qty=3)
+    products.get(product["id"])  # cached with qty 3
+    first, second, third = (_order_created(i, product["id"], 2) for i in (1, 2, 3))
+    unknown = _order_created(4, 999, 1)
+    products.reserve_stock([first, second])
+    products.reserve_stock([first, third, unknown])  # `first` again: ignored
+    assert products.get(product["id"])["qty"] == 1  # 3 - 2, and the cache says so too
+    results = [
+        e for e in outbox_of(engines["product"], product_events) if e.type.startswith("stock.")
+    ]
+    assert [(e.type, e.data["orderId"]) for e in results] == [
+        ("stock.reserved", 1),
+        ("stock.rejected", 2),
+        ("stock.rejected", 3),
+        ("stock.rejected", 4),
+    ]
+    assert results[0].data["remaining"] == 1
+    assert [e.data["reason"] for e in results[1:]] == ["insufficient-stock"] * 2 + [
+        "unknown-product"
+    ]
+    assert all(e.request_id == first.request_id for e in results[:1])

@@ -1,0 +1,100 @@
+"""Stale-while-revalidate knowledge of products for the order hot path.
+
+Two levels: an in-process map (a price known for less than `fresh_s` is used as is; up to
+`stale_s` it is still used while one background refresh per product runs) over the service's
+shared cache, which the worker keeps current from product.* events, over product-service's API.
+So `POST /orders` normally makes no network call at all."""
+
+import logging
+import threading
+import time
+from typing import Any, NamedTuple
+
+from order_service.service import ProductCatalog, ProductSnapshot
+
+_log = logging.getLogger(__name__)
+_MAX_ENTRIES = 100_000
+
+
+class _Entry(NamedTuple):
+    snapshot: ProductSnapshot
+    known_at: float
+
+
+def _shared_key(product_id: int) -> str:
+    return f"product-snapshot:{product_id}"
+
+
+class SwrProductCatalog:
+    """A ProductCatalog (for the web app) and KnownProducts (for the worker)."""
+
+    def __init__(
+        self,
+        source: ProductCatalog,
+        shared: Any,
+        *,
+        fresh_s: float,
+        stale_s: float,
+        shared_ttl_s: int,
+    ) -> None:
+        self._source = source
+        self._shared = shared
+        self._fresh_s = fresh_s
+        self._stale_s = max(stale_s, fresh_s)
+        self._shared_ttl_s = shared_ttl_s
+        self._entries: dict[int, _Entry] = {}
+        self._refreshing: set[int] = set()
+        self._lock = threading.Lock()
+
+    def lookup(self, product_id: int) -> ProductSnapshot | None:
+        entry = self._entries.get(product_id)
+        if entry is not None:
+            age = time.monotonic() - entry.known_at
+            if age < self._fresh_s:
+                return entry.snapshot
+            if age < self._stale_s:
+                self._refresh_in_background(product_id)
+                return entry.snapshot
+        return self._load(product_id)
+
+    def remember(self, product_id: int, snapshot: ProductSnapshot) -> None:
+        self._shared.set(_shared_key(product_id), snapshot, self._shared_ttl_s)
+        self._keep(product_id, snapshot)
+
+    def forget(self, product_id: int) -> None:
+        self._shared.delete(_shared_key(product_id))
+        self._entries.pop(product_id, None)
+
+    def _load(self, product_id: int) -> ProductSnapshot | None:
+        snapshot = self._shared.get(_shared_key(product_id))
+        if snapshot is None:
+            snapshot = self._source.lookup(product_id)  # may raise DependencyUnavailable
+            if snapshot is not None:
+                self._shared.add(_shared_key(product_id), snapshot, self._shared_ttl_s)
+        if snapshot is None:
+            self._entries.pop(product_id, None)  # unknown products are asked about every time
+        else:
+            self._keep(product_id, snapshot)
+        return snapshot
+
+    def _keep(self, product_id: int, snapshot: ProductSnapshot) -> None:
+        if len(self._entries) >= _MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[product_id] = _Entry(snapshot, time.monotonic())
+
+    def _refresh_in_background(self, product_id: int) -> None:
+        with self._lock:
+            if product_id in self._refreshing:
+                return
+            self._refreshing.add(product_id)
+        # A greenlet under gunicorn's gevent worker (threading is monkey-patched), else a thread.
+        threading.Thread(target=self._refresh, args=(product_id,), daemon=True).start()
+
+    def _refresh(self, product_id: int) -> None:
+        try:
+            self._load(product_id)
+        except Exception as exc:  # the stale entry stays in use until it is too old
+            _log.warning("refreshing product %s failed: %s", product_id, exc)
+        finally:
+            with self._lock:
+                self._refreshing.discard(product_id)

@@ -1,0 +1,34 @@
+"""`python -m order_service.worker`: publishes order-service's outbox, logs order.created,
+settles orders from stock.reserved / stock.rejected, and keeps known products fresh from
+product.* events."""
+
+from order_service.bootstrap import bootstrap
+from order_service.config import load_config
+from order_service.repository import event_tables
+from service_kit import logs
+from service_kit.config import exit_on_config_error
+from service_kit.worker_process import Task, consumer_task, run_tasks
+
+
+def main() -> None:
+    config = exit_on_config_error(load_config)
+    logs.configure(config.log_level)
+    service, infrastructure = bootstrap(config)
+    connect = infrastructure.connect_broker
+    tasks: dict[str, Task] = {
+        "outbox-relay": infrastructure.relay(event_tables.outbox).run,
+        "log-orders-created": consumer_task(
+            connect, "order-service.order-created-log", service.log_orders_created
+        ),
+        "settle-orders": consumer_task(
+            connect, "order-service.stock-results", service.settle_orders
+        ),
+        "product-changes": consumer_task(
+            connect, "order-service.product-changes", service.note_product_changes
+        ),
+    }
+    run_tasks("order-service worker", tasks)
+
+
+if __name__ == "__main__":
+    main()

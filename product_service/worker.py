@@ -1,0 +1,31 @@
+"""`python -m product_service.worker`: publishes product-service's outbox and applies
+order.created (stock reservations)."""
+
+from product_service.bootstrap import bootstrap
+from product_service.config import load_config
+from product_service.repository import event_tables
+from service_kit import logs
+from service_kit.config import exit_on_config_error
+from service_kit.worker_process import consumer_task, run_tasks
+
+ORDERS_CREATED = "product-service.order-created"
+
+
+def main() -> None:
+    config = exit_on_config_error(load_config)
+    logs.configure(config.log_level)
+    service, infrastructure = bootstrap(config)
+
+    run_tasks(
+        "product-service worker",
+        {
+            "outbox-relay": infrastructure.relay(event_tables.outbox).run,
+            "reserve-stock": consumer_task(
+                infrastructure.connect_broker, ORDERS_CREATED, service.reserve_stock
+            ),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

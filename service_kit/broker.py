@@ -1,0 +1,79 @@
+"""The message broker port and its choice by URL: `amqp://…` is RabbitMQ (pika), a
+`sqlite:///…` URL is the local durable spool that needs no server."""
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    routing_key: str
+    body: bytes
+    message_id: str
+
+
+@dataclass
+class Delivery:
+    body: bytes
+    routing_key: str
+    tag: int  # the broker's handle for acknowledging this delivery
+
+
+class BrokerUnavailable(Exception):
+    """The broker cannot be reached or dropped the connection; reconnect later."""
+
+
+class Broker(Protocol):
+    def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Returns once the broker holds every message durably; raises BrokerUnavailable."""
+        ...
+
+    def receive(self, queue: str, max_messages: int, wait_s: float) -> list[Delivery]:
+        """Up to max_messages deliveries, waiting at most wait_s for the first one."""
+        ...
+
+    def settle(
+        self, acked: Sequence[Delivery], retried: Sequence[Delivery], dead: Sequence[Delivery]
+    ) -> None:
+        """Ack what was handled, redeliver what failed (dead-lettered after MAX_DELIVERIES),
+        dead-letter at once what can never be handled."""
+        ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_broker(url: str) -> Broker:
+    if url.startswith(("amqp://", "amqps://")):
+        from service_kit.amqp_broker import AmqpBroker
+
+        return AmqpBroker(url)
+    from service_kit.spool_broker import SpoolBroker
+
+    return SpoolBroker(url)
+
+
+class Backoff:
+    """Exponential back-off between reconnection attempts: 0.2 s doubling up to 5 s."""
+
+    def __init__(self, first_s: float = 0.2, most_s: float = 5.0) -> None:
+        self._first, self._most = first_s, most_s
+        self.delay = first_s
+
+    def next(self) -> float:
+        delay, self.delay = self.delay, min(self.delay * 2, self._most)
+        return delay
+
+    def reset(self) -> None:
+        self.delay = self._first
+
+
+def close_quietly(broker: Broker | None) -> None:
+    """Close a broker connection that may already be broken; returns None for `x = …(x)`."""
+    if broker is not None:
+        # A broken connection may fail to close; it is dropped either way.
+        with contextlib.suppress(Exception):
+            broker.close()

@@ -1,0 +1,79 @@
+"""The shared cache, chosen by URL: Redis when REDIS_URL is set (Flask-Caching's RedisCache
+backend), otherwise Flask-Caching's file-system cache under var/cache/<service>, which every
+process of the service shares, so an invalidation by the worker reaches the web processes.
+
+A cache failure is never an error for the caller: operations time out quickly, the failure is
+logged, the cache is skipped for a few seconds (reads go to the database), then tried again."""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+from flask_caching.backends import FileSystemCache, RedisCache
+
+_log = logging.getLogger(__name__)
+_PAUSE_AFTER_FAILURE_S = 3.0
+T = TypeVar("T")
+
+
+def open_cache(redis_url: str | None, *, namespace: str, file_dir: str) -> "SafeCache":
+    if redis_url:
+        client = redis.Redis.from_url(
+            redis_url,
+            socket_timeout=0.2,
+            socket_connect_timeout=0.2,
+            health_check_interval=10,
+        )
+        backend: Any = RedisCache(host=client, key_prefix=f"{namespace}:")
+        return SafeCache(backend, ping=client.ping, describe=f"redis ({namespace})")
+    backend = FileSystemCache(file_dir, threshold=10_000)
+    return SafeCache(backend, ping=lambda: backend.get("__ping__"), describe=f"files {file_dir}")
+
+
+class SafeCache:
+    def __init__(self, backend: Any, *, ping: Callable[[], object], describe: str) -> None:
+        self._backend = backend
+        self._ping = ping
+        self.describe = describe
+        self._skip_until = 0.0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        return self._guarded(lambda: self._backend.get(key), None)
+
+    def get_many(self, *keys: str) -> list[Any]:
+        return self._guarded(lambda: list(self._backend.get_many(*keys)), [None] * len(keys))
+
+    def set(self, key: str, value: Any, ttl_s: int) -> None:
+        self._guarded(lambda: self._backend.set(key, value, timeout=ttl_s), None)
+
+    def add(self, key: str, value: Any, ttl_s: int) -> None:
+        """Set only if absent: a reader filling the cache never overwrites a fresher write."""
+        self._guarded(lambda: self._backend.add(key, value, timeout=ttl_s), None)
+
+    def delete(self, *keys: str) -> None:
+        self._guarded(lambda: self._backend.delete_many(*keys), None)
+
+    def ping(self) -> None:
+        """For readiness: raises when the cache is unreachable."""
+        self._ping()
+
+    def _guarded(self, operation: Callable[[], T], fallback: T) -> T:
+        if time.monotonic() < self._skip_until:
+            return fallback
+        try:
+            return operation()
+        except Exception as exc:  # any cache failure degrades to "no cache", never to an error
+            with self._lock:
+                if time.monotonic() >= self._skip_until:
+                    _log.warning(
+                        "cache %s failed (%s); using the database for %.0fs",
+                        self.describe,
+                        exc,
+                        _PAUSE_AFTER_FAILURE_S,
+                    )
+                    self._skip_until = time.monotonic() + _PAUSE_AFTER_FAILURE_S
+            return fallback

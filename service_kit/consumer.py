@@ -1,0 +1,87 @@
+"""Consuming one queue: batches of events handed to a handler that applies them in one
+transaction; acks after the commit; poison to the dead-letter queue at once; failures retried
+one by one, then dead-lettered by the broker after MAX_DELIVERIES."""
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+from service_kit import request_id
+from service_kit.broker import Backoff, Broker, BrokerUnavailable, Delivery, close_quietly
+from service_kit.events import Event, PoisonMessage, parse_event
+
+BatchHandler = Callable[[Sequence[Event]], None]
+_log = logging.getLogger(__name__)
+
+
+def handle_deliveries(
+    broker: Broker, deliveries: Sequence[Delivery], handler: BatchHandler
+) -> None:
+    parsed: list[tuple[Delivery, Event]] = []
+    poison: list[Delivery] = []
+    for delivery in deliveries:
+        try:
+            parsed.append((delivery, parse_event(delivery.body)))
+        except PoisonMessage as exc:
+            _log.error("dead-lettering a %s message: %s", delivery.routing_key, exc)
+            poison.append(delivery)
+    try:
+        handler([event for _, event in parsed])
+    except Exception:
+        _log.exception("a batch of %d events failed; applying them one by one", len(parsed))
+        acked, retried = _one_by_one(parsed, handler)
+    else:
+        acked, retried = [delivery for delivery, _ in parsed], []
+    broker.settle(acked, retried, poison)
+
+
+def _one_by_one(
+    parsed: Sequence[tuple[Delivery, Event]], handler: BatchHandler
+) -> tuple[list[Delivery], list[Delivery]]:
+    acked, retried = [], []
+    for delivery, event in parsed:
+        request_id.bind(event.request_id)
+        try:
+            handler([event])
+            acked.append(delivery)
+        except Exception:
+            _log.exception("event %s (%s) failed; it will be redelivered", event.id, event.type)
+            retried.append(delivery)
+    return acked, retried
+
+
+def consume(
+    connect: Callable[[], Broker],
+    queue: str,
+    handler: BatchHandler,
+    stop: threading.Event,
+    *,
+    batch_size: int = 200,
+    wait_s: float = 0.1,
+) -> None:
+    """Until `stop` is set: the batch in hand is finished and acked before returning."""
+    broker: Broker | None = None
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            broker = broker or connect()
+            deliveries = broker.receive(queue, batch_size, wait_s)
+            backoff.reset()
+            if deliveries:
+                handle_deliveries(broker, deliveries, handler)
+        except (BrokerUnavailable, OSError) as exc:
+            # Unacked deliveries come back from the broker: nothing is lost, and the inbox
+            # makes their second application a no-op.
+            _log.warning(
+                "%s: broker unavailable (%s); retrying in %.1fs", queue, exc, backoff.delay
+            )
+            broker = close_quietly(broker)
+            stop.wait(backoff.next())
+    close_quietly(broker)
+
+
+def each(events: Sequence[Event]) -> Iterator[Event]:
+    """The events of a batch, each with its request id bound for the log lines it causes."""
+    for event in events:
+        request_id.bind(event.request_id)
+        yield event

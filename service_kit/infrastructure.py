@@ -1,0 +1,46 @@
+"""The adapters a service's processes share, chosen by URL from its configuration: database
+engine, cache, broker connections, and the readiness checks over all three."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, Table
+
+from service_kit.broker import Broker, open_broker
+from service_kit.cache import SafeCache, open_cache
+from service_kit.config import ServiceConfig
+from service_kit.db import create_engine_for, ping
+from service_kit.health import Check
+from service_kit.outbox import OutboxRelay
+
+
+@dataclass
+class Infrastructure:
+    engine: Engine
+    cache: SafeCache
+    connect_broker: Callable[[], Broker]  # a new connection, for one thread
+
+    def readiness_checks(self) -> dict[str, Check]:
+        return {
+            "database": lambda: ping(self.engine),
+            "cache": self.cache.ping,
+            "broker": self._ping_broker,
+        }
+
+    def relay(self, outbox: Table) -> OutboxRelay:
+        return OutboxRelay(self.engine, outbox, self.connect_broker)
+
+    def _ping_broker(self) -> None:
+        broker = self.connect_broker()
+        try:
+            broker.ping()
+        finally:
+            broker.close()
+
+
+def open_infrastructure(config: ServiceConfig, *, namespace: str) -> Infrastructure:
+    return Infrastructure(
+        engine=create_engine_for(config.database_url, pool_size=config.db_pool_size),
+        cache=open_cache(config.redis_url, namespace=namespace, file_dir=config.cache_dir),
+        connect_broker=lambda: open_broker(config.broker_url),
+    )

@@ -1,0 +1,124 @@
+"""Transactional outbox and inbox, the same tables in both services' databases.
+
+- `outbox`: events written in the same transaction as the state change they announce; the relay
+  publishes them in id order, in batches, and deletes them once the broker holds them.
+- `inbox`: ids of the events a service has applied, written in the same transaction as their
+  effect, so a redelivered event changes nothing."""
+
+import logging
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+)
+
+from service_kit.broker import Backoff, Broker, BrokerUnavailable, OutgoingMessage, close_quietly
+from service_kit.db import UtcDateTime, utc_now
+from service_kit.events import Event
+
+_log = logging.getLogger(__name__)
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+        Column("eventId", String(36), nullable=False),
+        Column("type", String(64), nullable=False),
+        Column("body", Text, nullable=False),
+        mysql_charset="utf8mb4",
+    )
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "inbox",
+        metadata,
+        Column("eventId", String(36), primary_key=True),
+        Column("processedAt", UtcDateTime(), nullable=False),
+        mysql_charset="utf8mb4",
+    )
+
+
+def append(connection: Connection, outbox: Table, event: Event) -> None:
+    connection.execute(
+        insert(outbox).values(eventId=event.id, type=event.type, body=event.to_json())
+    )
+
+
+def first_time(connection: Connection, inbox: Table, event_id: str) -> bool:
+    """Record that `event_id` is being applied; False when it already was."""
+    statement = (
+        insert(inbox)
+        .values(eventId=event_id, processedAt=utc_now())
+        .prefix_with("IGNORE", dialect=("mysql", "mariadb"))
+        .prefix_with("OR IGNORE", dialect="sqlite")
+    )
+    return connection.execute(statement).rowcount == 1
+
+
+class OutboxRelay:
+    """Publishes the outbox to the broker, oldest first, a batch per broker transaction."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        outbox: Table,
+        connect: Callable[[], Broker],
+        *,
+        batch_size: int = 500,
+        idle_wait_s: float = 0.02,
+    ) -> None:
+        self._engine = engine
+        self._outbox = outbox
+        self._connect = connect
+        self._batch_size = batch_size
+        self._idle_wait_s = idle_wait_s
+
+    def relay_once(self, broker: Broker) -> int:
+        query = select(self._outbox).order_by(self._outbox.c.id).limit(self._batch_size)
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        if not rows:
+            return 0
+        broker.publish([OutgoingMessage(row.type, row.body.encode(), row.eventId) for row in rows])
+        # A crash before this delete republishes the batch: consumers de-duplicate by event id.
+        with self._engine.begin() as connection:
+            connection.execute(
+                delete(self._outbox).where(self._outbox.c.id.in_([r.id for r in rows]))
+            )
+        return len(rows)
+
+    def run(self, stop: threading.Event) -> None:
+        broker: Broker | None = None
+        backoff = Backoff()
+        while not stop.is_set():
+            try:
+                broker = broker or self._connect()
+                sent = self.relay_once(broker)
+                backoff.reset()
+                if sent < self._batch_size:
+                    stop.wait(self._idle_wait_s)
+            except (BrokerUnavailable, OSError) as exc:
+                _log.warning(
+                    "relay: broker unavailable (%s); retrying in %.1fs", exc, backoff.delay
+                )
+                broker = close_quietly(broker)
+                stop.wait(backoff.next())
+            except Exception:
+                _log.exception("relay: failed; retrying in %.1fs", backoff.delay)
+                stop.wait(backoff.next())
+        close_quietly(broker)

@@ -1,0 +1,52 @@
+"""One database transaction in which a use case changes state, emits the events that announce
+it (outbox) and records the events it has applied (inbox): all commit together or not at all."""
+
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import Connection, Engine, MetaData, Table
+
+from service_kit import outbox
+from service_kit.events import Event, new_event
+
+
+class EventTables:
+    """The outbox and inbox tables of one service's metadata."""
+
+    def __init__(self, metadata: MetaData) -> None:
+        self.outbox: Table = outbox.outbox_table(metadata)
+        self.inbox: Table = outbox.inbox_table(metadata)
+
+
+class SqlUnitOfWork:
+    def __init__(self, engine: Engine, tables: EventTables) -> None:
+        self._engine = engine
+        self._tables = tables
+        self.connection: Connection
+
+    def __enter__(self) -> Self:
+        self.connection = self._engine.connect()
+        self._transaction = self.connection.begin()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                self._transaction.commit()
+            else:
+                self._transaction.rollback()
+        finally:
+            self.connection.close()
+
+    def emit(self, event_type: str, data: dict[str, Any]) -> Event:
+        event = new_event(event_type, data)
+        outbox.append(self.connection, self._tables.outbox, event)
+        return event
+
+    def first_time(self, event_id: str) -> bool:
+        return outbox.first_time(self.connection, self._tables.inbox, event_id)
