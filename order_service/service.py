@@ -128,7 +128,10 @@ class OrderService:
             self._invalidate_lists_of(product_id)
 
     def log_orders_created(self, orders_created: Sequence[Event]) -> None:
-        for event in each(orders_created):
+        """One log line per order, also when the broker delivers an event again."""
+        with self._unit_of_work() as uow:
+            new = [event for event in orders_created if uow.first_time(event.id)]
+        for event in each(new):
             order = event.data
             _log.info(
                 "order.created order=%s product=%s qty=%s totalPrice=%s",

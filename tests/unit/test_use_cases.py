@@ -193,7 +193,7 @@ def _order_created(order_id: int, product_id: int, qty: int):
             "id": order_id,
             "productId": product_id,
             "qty": qty,
-            "totalPrice": 1,
+            "totalPrice": qty,
             "status": "PENDING",
             "createdAt": "2026-11-21T10:00:00Z",
         },
@@ -223,3 +223,14 @@ def test_stock_is_reserved_once_and_never_goes_negative(engines, cache):
         "unknown-product"
     ]
     assert all(e.request_id == first.request_id for e in results[:1])
+
+
+def test_order_created_is_logged_once_with_its_request_id(engines, cache, caplog):
+    orders = order_service(engines, cache, StaticCatalog({}))
+    event = _order_created(5, 1, 2)
+    with caplog.at_level("INFO", logger="order_service.service"):
+        orders.log_orders_created([event])
+        orders.log_orders_created([event])  # delivered again
+    lines = [r for r in caplog.records if "order.created order=5 " in r.getMessage()]
+    assert len(lines) == 1
+    assert lines[0].getMessage() == "order.created order=5 product=1 qty=2 totalPrice=2"

@@ -1,0 +1,147 @@
+"""Event delivery through the real broker (RabbitMQ in a throw-away vhost, or the local spool):
+redelivery changes nothing, poison and always-failing messages end in the dead-letter queue,
+and the consumer keeps going."""
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+import pika
+import pytest
+
+from product_service.bootstrap import bootstrap
+from product_service.config import load_config
+from service_kit.broker import OutgoingMessage, open_broker
+from service_kit.consumer import consume
+from service_kit.events import MAX_DELIVERIES, Event, dead_letter_queue, new_event
+from service_kit.spool_broker import SpoolBroker
+
+QUEUE = "product-service.order-created"
+
+
+@pytest.fixture
+def products(service_env):
+    service, infrastructure = bootstrap(load_config(service_env))
+    return service, infrastructure
+
+
+def order_created(order_id: int, product_id: int, qty: int) -> Event:
+    return new_event(
+        "order.created",
+        {
+            "id": order_id,
+            "productId": product_id,
+            "qty": qty,
+            "totalPrice": qty,
+            "status": "PENDING",
+            "createdAt": "2026-11-21T10:00:00Z",
+        },
+    )
+
+
+def message(event: Event) -> OutgoingMessage:
+    return OutgoingMessage(event.type, event.to_json().encode(), event.id)
+
+
+@pytest.fixture
+def consuming(products) -> Iterator[Callable[[Callable[[Sequence[Event]], None]], None]]:
+    """Start a consumer of the product queue with a given handler, stopped after the test."""
+    _, infrastructure = products
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def start(handler: Callable[[Sequence[Event]], None]) -> None:
+        thread = threading.Thread(
+            target=consume, args=(infrastructure.connect_broker, QUEUE, handler, stop), daemon=True
+        )
+        thread.start()
+        threads.append(thread)
+
+    yield start
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+
+
+def wait_for(condition: Callable[[], bool], within_s: float = 10) -> bool:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def dead_letters(broker_url: str) -> int:
+    dead = dead_letter_queue(QUEUE)
+    if broker_url.startswith("amqp"):
+        connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+        try:
+            return connection.channel().queue_declare(dead, passive=True).method.message_count
+        finally:
+            connection.close()
+    spool = SpoolBroker(broker_url)
+    try:
+        return spool._db.execute("SELECT COUNT(*) FROM spool WHERE queue = ?", (dead,)).fetchone()[
+            0
+        ]
+    finally:
+        spool.close()
+
+
+def test_a_redelivered_order_created_changes_stock_once(products, consuming, service_env):
+    service, infrastructure = products
+    product = service.create(name="Once", price=1, qty=10)
+    event = order_created(910_001, product["id"], 3)
+    broker = infrastructure.connect_broker()
+    broker.publish([message(event)])
+    broker.publish([message(event), message(event)])  # redelivered, twice
+    broker.close()
+    consuming(service.reserve_stock)
+    assert wait_for(lambda: service.get(product["id"])["qty"] == 7)
+    time.sleep(1.0)  # the copies have been consumed by now too
+    assert service.get(product["id"])["qty"] == 7
+
+
+def test_poison_and_failing_messages_are_dead_lettered_and_consuming_goes_on(
+    products, consuming, service_env
+):
+    service, infrastructure = products
+    product = service.create(name="Survivor", price=1, qty=10)
+    before = dead_letters(service_env["BROKER_URL"])
+    always_fails = order_created(920_666, product["id"], 1)
+    attempts: list[str] = []
+
+    def handler(events: Sequence[Event]) -> None:
+        if any(event.id == always_fails.id for event in events):
+            attempts.append(always_fails.id)
+            raise RuntimeError("this one never works")
+        service.reserve_stock(events)
+
+    broker = infrastructure.connect_broker()
+    broker.publish(
+        [
+            OutgoingMessage("order.created", b"not json at all", "poison-1"),
+            OutgoingMessage("order.created", b'{"id": "x", "type": "order.created"}', "poison-2"),
+            message(always_fails),
+            message(order_created(920_001, product["id"], 2)),
+        ]
+    )
+    broker.close()
+    consuming(handler)
+    assert wait_for(lambda: dead_letters(service_env["BROKER_URL"]) == before + 3, within_s=20)
+    assert service.get(product["id"])["qty"] == 8  # the good order was applied
+    # Bounded retries: tried as part of its batch, then alone until the delivery limit.
+    assert MAX_DELIVERIES <= len(attempts) <= 2 * (MAX_DELIVERIES + 1)
+
+    # ... and the consumer is still consuming.
+    broker = infrastructure.connect_broker()
+    broker.publish([message(order_created(920_002, product["id"], 5))])
+    broker.close()
+    assert wait_for(lambda: service.get(product["id"])["qty"] == 3)
+
+
+def test_open_broker_picks_the_adapter_by_url(tmp_path):
+    spool = open_broker(f"sqlite:///{tmp_path}/events.db")
+    assert isinstance(spool, SpoolBroker)
+    spool.close()
