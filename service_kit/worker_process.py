@@ -4,9 +4,14 @@ SIGINT asks every task to stop; each finishes and acks the batch in hand, then t
 exits."""
 
 import logging
+import os
 import signal
+import sys
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 from service_kit.broker import Broker
 from service_kit.consumer import consume
@@ -14,6 +19,13 @@ from service_kit.events import Event
 
 Task = Callable[[threading.Event], None]
 _log = logging.getLogger(__name__)
+HEARTBEAT_EVERY_S = 5.0
+HEALTHY_WITHIN_S = 30.0
+
+
+def heartbeat_file(name: str) -> Path:
+    """Touched while every task of worker `name` runs; its age is the container healthcheck."""
+    return Path(tempfile.gettempdir()) / f"{name.replace(' ', '-')}.heartbeat"
 
 
 def consumer_task(
@@ -39,12 +51,17 @@ def run_tasks(name: str, tasks: Mapping[str, Task]) -> None:
     for thread in threads:
         thread.start()
     _log.info("%s: running %s", name, ", ".join(tasks))
+    heartbeat, last_beat = heartbeat_file(name), 0.0
     while any(thread.is_alive() for thread in threads):
         for thread in threads:
             thread.join(timeout=0.5)
         if not stop.is_set() and not all(thread.is_alive() for thread in threads):
             _log.error("%s: a task ended unexpectedly; stopping", name)
             stop.set()
+        if not stop.is_set() and time.monotonic() - last_beat >= HEARTBEAT_EVERY_S:
+            heartbeat.touch()
+            last_beat = time.monotonic()
+    heartbeat.unlink(missing_ok=True)
     _log.info("%s: stopped", name)
 
 
@@ -54,3 +71,15 @@ def _run(task_name: str, task: Task, stop: threading.Event) -> None:
     except Exception:
         _log.exception("task %s crashed", task_name)
         raise
+
+
+def is_healthy(name: str) -> bool:
+    try:
+        return time.time() - os.stat(heartbeat_file(name)).st_mtime < HEALTHY_WITHIN_S
+    except FileNotFoundError:
+        return False
+
+
+if __name__ == "__main__":
+    # Healthcheck: `python -m service_kit.worker_process "product-service worker"`.
+    sys.exit(0 if is_healthy(sys.argv[1]) else 1)

@@ -21,6 +21,8 @@ def make_run(tmp_path):
         **{name: str(port) for name, port in ports.items()},
         "PRODUCT_DATABASE_URL": f"sqlite:///{tmp_path}/product.db",
         "ORDER_DATABASE_URL": f"sqlite:///{tmp_path}/order.db",
+        "BROKER_URL": f"sqlite:///{tmp_path}/events.db",
+        "CACHE_DIR": str(tmp_path / "cache"),
     }
     log = (tmp_path / "make-run.log").open("w")
     process = subprocess.Popen(
@@ -51,7 +53,9 @@ def test_make_run_serves_both_uis_and_stops_cleanly(make_run):
     assert f"http://127.0.0.1:{ports['ORDER_PORT']}/ui" in output
 
     started_processes = psutil.Process(process.pid).children(recursive=True)
-    assert len(started_processes) >= 6  # honcho, 2 gunicorn masters, their workers
+    commands = " ".join(" ".join(p.cmdline()) for p in started_processes)
+    assert "product_service.worker" in commands and "order_service.worker" in commands
+    assert len(started_processes) >= 8  # honcho, 2 gunicorn masters and their workers, 2 workers
 
     process.send_signal(signal.SIGTERM)  # to make alone, as `kill <pid>` would
     process.wait(timeout=30)
