@@ -104,6 +104,7 @@ class OrderService:
         version = self._cache.get(_list_version_key(product_id))
         page_key = f"orders:{product_id}:{version}:{limit}:{before}"
         if version is not None and (cached := self._cache.get(page_key)) is not None:
+            _log.debug("orders of product %s from the cache", product_id)
             return cached
         with self._unit_of_work() as uow:
             items = uow.orders.newest_of_product(product_id, before=before, limit=limit)

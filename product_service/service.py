@@ -75,6 +75,7 @@ class ProductService:
     def get(self, product_id: int) -> Product:
         cached = self._cache.get(cache_key(product_id))
         if cached is not None:
+            _log.debug("product %s from the cache", product_id)
             return cached
         with self._unit_of_work() as uow:
             product = uow.products.get(product_id)
