@@ -10,7 +10,7 @@ PRODUCT_PORT ?= 3000
 ORDER_PORT ?= 4000
 export PRODUCT_PORT ORDER_PORT
 
-.PHONY: run test migrate generate lint format clean bench-relay
+.PHONY: run test migrate generate lint format clean bench-relay contract browser
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,9 +27,20 @@ run: migrate
 	@echo "order-service    http://127.0.0.1:$(ORDER_PORT)  (Swagger UI: http://127.0.0.1:$(ORDER_PORT)/ui)"
 	$(BIN)/honcho start --procfile Procfile --no-colour
 
-test: $(INSTALLED)
+test: $(INSTALLED) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Debian's Chromium for the Swagger UI browser test (driven by Playwright; no browser download).
+CHROMIUM := /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "note: $(CHROMIUM) is missing and cannot be installed here; the browser test will skip"; \
+	  fi; }
 
 # The inter-service clients are generated from the callee's spec and committed;
 # tests/test_generated_clients.py fails when they differ from a fresh generation.
@@ -40,6 +51,11 @@ generate: $(INSTALLED)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/openapi-python-client generate --meta none \
 		--path openapi/order.yaml --output-path product_service/generated_order_client \
 		--config openapi/client-generator.yaml --overwrite --fail-on-warning
+
+# Schemathesis against the running stack; CONTRACT_EXAMPLES sets the length of the run.
+CONTRACT_EXAMPLES ?= 100
+contract: $(INSTALLED)
+	CONTRACT_EXAMPLES=$(CONTRACT_EXAMPLES) $(BIN)/python -m contract_tests.run
 
 # The outbox relay's durable publishing rate on the real MariaDB + RabbitMQ of this machine.
 bench-relay: $(INSTALLED)

@@ -6,6 +6,7 @@ from typing import Any
 
 import connexion
 import flask
+import werkzeug.routing
 from connexion.resolver import RelativeResolver
 
 from service_kit import exact_json, problems, request_id
@@ -28,6 +29,7 @@ def create_service_app(
     """The service's Connexion app; handlers reach `components` through `component(name)`."""
     app = connexion.FlaskApp(import_name, specification_dir=str(SPEC_DIR))
     flask_app = app.app
+    flask_app.url_map.converters["int"] = _AnyPathSegment
     flask_app.json = exact_json.ExactJSONProvider(flask_app)
     flask_app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     flask_app.before_request(_bind_request_id)
@@ -62,6 +64,19 @@ def _repair_swagger_ui_home(flask_app: flask.Flask, api: Any) -> None:
 
     blueprint = api.blueprint.name
     flask_app.view_functions[f"{blueprint}.{blueprint}_swagger_ui_index"] = swagger_ui_home
+
+
+class _AnyPathSegment(werkzeug.routing.BaseConverter):
+    """Route `{id}` of any shape, so a malformed id is the spec's 400 ("wrong type"), not an
+    undocumented routing 404. Integers are converted; anything else is left for validation."""
+
+    regex = r"[^/]+"
+
+    def to_python(self, value: str) -> int | str:
+        try:
+            return int(value)
+        except ValueError:
+            return value
 
 
 def _bind_request_id() -> None:

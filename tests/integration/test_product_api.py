@@ -172,7 +172,7 @@ VALID = {"name": "Laptop Demo", "price": 1500, "qty": 50}
         ("get", "/products/0", {}, 400),
         ("get", "/products/-1", {}, 400),
         ("get", "/products/99999999999", {}, 400),
-        ("get", "/products/abc", {}, 404),
+        ("get", "/products/abc", {}, 400),
         ("get", "/products?limit=0", {}, 400),
         ("get", "/products?limit=101", {}, 400),
         ("get", "/products?limit=x", {}, 400),

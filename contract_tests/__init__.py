@@ -1,0 +1,1 @@
+"""Schemathesis contract tests against the running stack (see run.py)."""
