@@ -1,9 +1,10 @@
 """Wiring shared by the web app and the worker: configuration → adapters → use cases."""
 
 from order_service.config import OrderConfig
+from order_service.list_cache import OrderListCache
 from order_service.price_cache import SwrProductCatalog
 from order_service.product_gateway import HttpProductCatalog
-from order_service.repository import OrderUnitOfWork
+from order_service.repository import GroupCommittedOrders, OrderUnitOfWork
 from order_service.service import OrderService, ProductCatalog
 from service_kit.infrastructure import Infrastructure, open_infrastructure
 
@@ -20,11 +21,12 @@ def bootstrap(
         stale_s=config.price_stale_s,
         shared_ttl_s=config.cache_ttl_s,
     )
+    lists = OrderListCache(infrastructure.cache, config.cache_ttl_s)
+    new_orders = GroupCommittedOrders(
+        infrastructure.engine,
+        after_commit=lambda orders: lists.invalidate(order["productId"] for order in orders),
+    )
     service = OrderService(
-        lambda: OrderUnitOfWork(infrastructure.engine),
-        catalog,
-        catalog,
-        infrastructure.cache,
-        config.cache_ttl_s,
+        lambda: OrderUnitOfWork(infrastructure.engine), new_orders, catalog, catalog, lists
     )
     return service, infrastructure

@@ -1,7 +1,7 @@
 """Orders in SQL (SQLAlchemy Core). Column names are the contract's field names, so a row is
 already the `Order` of openapi/order.yaml."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -19,7 +19,10 @@ from sqlalchemy import (
     update,
 )
 
-from service_kit.db import Money, UtcDateTime, utc_now
+from service_kit import outbox, request_id
+from service_kit.db import Money, UtcDateTime, multi_row_insert_ids_are_consecutive, utc_now
+from service_kit.events import new_event
+from service_kit.group_commit import GroupCommit
 from service_kit.unit_of_work import EventTables, SqlUnitOfWork
 
 Order = dict[str, Any]
@@ -49,11 +52,6 @@ class SqlOrderRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
-    def add(self, fields: Mapping[str, Any]) -> Order:
-        row = {**fields, "createdAt": utc_now()}
-        result = self._connection.execute(insert(orders).values(row))
-        return {"id": result.inserted_primary_key[0], **row}
-
     def get(self, order_id: int) -> Order | None:
         row = self._connection.execute(select(orders).where(orders.c.id == order_id)).first()
         return None if row is None else dict(row._mapping)
@@ -65,14 +63,13 @@ class SqlOrderRepository:
         query = query.order_by(orders.c.id.desc()).limit(limit)
         return [dict(row._mapping) for row in self._connection.execute(query)]
 
-    def settle(self, order_id: int, status: str, *, from_status: str) -> bool:
-        """Move an order on from `from_status`; False when it is elsewhere (or missing)."""
-        result = self._connection.execute(
+    def settle(self, order_ids: Sequence[int], status: str, *, from_status: str) -> None:
+        """Move these orders on from `from_status` (orders elsewhere, or missing, stay)."""
+        self._connection.execute(
             update(orders)
-            .where(orders.c.id == order_id, orders.c.status == from_status)
+            .where(orders.c.id.in_(order_ids), orders.c.status == from_status)
             .values(status=status)
         )
-        return result.rowcount == 1
 
 
 class OrderUnitOfWork(SqlUnitOfWork):
@@ -85,3 +82,47 @@ class OrderUnitOfWork(SqlUnitOfWork):
         super().__enter__()
         self.orders = SqlOrderRepository(self.connection)
         return self
+
+
+class GroupCommittedOrders:
+    """New orders, each stored with its order.created event in one transaction that it shares
+    with the other orders of this process arriving meanwhile (group commit): one commit, one
+    multi-row INSERT per table, for a whole batch."""
+
+    def __init__(self, engine: Engine, *, after_commit: Callable[[Sequence[Order]], None]) -> None:
+        self._engine = engine
+        self._consecutive_ids: bool | None = None  # learnt at the first commit
+        self._group: GroupCommit[tuple[Mapping[str, Any], str | None], Order] = GroupCommit(
+            self._commit, after_commit=after_commit
+        )
+
+    def add(self, fields: Mapping[str, Any]) -> Order:
+        return self._group.submit((fields, request_id.current()))
+
+    def _commit(self, items: Sequence[tuple[Mapping[str, Any], str | None]]) -> list[Order]:
+        now = utc_now()
+        rows = [{**fields, "createdAt": now} for fields, _ in items]
+        with self._engine.begin() as connection:
+            created = [
+                {"id": order_id, **row}
+                for order_id, row in zip(self._insert(connection, rows), rows, strict=True)
+            ]
+            outbox.append(
+                connection,
+                event_tables.outbox,
+                *(
+                    new_event("order.created", order, caused_by=caused_by)
+                    for order, (_, caused_by) in zip(created, items, strict=True)
+                ),
+            )
+        return created
+
+    def _insert(self, connection: Connection, rows: list[dict[str, Any]]) -> Sequence[int]:
+        if self._consecutive_ids is None:
+            self._consecutive_ids = multi_row_insert_ids_are_consecutive(self._engine)
+        if self._consecutive_ids and len(rows) > 1:
+            first = connection.execute(insert(orders).values(rows)).lastrowid
+            return range(first, first + len(rows))
+        return [
+            connection.execute(insert(orders).values(row)).inserted_primary_key[0] for row in rows
+        ]

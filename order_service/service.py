@@ -3,8 +3,7 @@ small ports."""
 
 import decimal
 import logging
-import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol, Self
 
 from service_kit.consumer import each
@@ -36,13 +35,28 @@ class KnownProducts(Protocol):
     def forget(self, product_id: int) -> None: ...
 
 
+class NewOrders(Protocol):
+    def add(self, fields: dict[str, Any]) -> Order:
+        """Store a new order together with its order.created event; returns once durable."""
+        ...
+
+
+class OrderLists(Protocol):
+    """Cached pages of a product's orders."""
+
+    def lookup(
+        self, product_id: int, *, before: int | None, limit: int
+    ) -> tuple[dict[str, Any] | None, str | None]: ...
+    def store(self, product_id: int, slot: str | None, page: dict[str, Any]) -> None: ...
+    def invalidate(self, product_ids: Iterable[int]) -> None: ...
+
+
 class OrderRepository(Protocol):
-    def add(self, fields: dict[str, Any]) -> Order: ...
     def get(self, order_id: int) -> Order | None: ...
     def newest_of_product(
         self, product_id: int, *, before: int | None, limit: int
     ) -> list[Order]: ...
-    def settle(self, order_id: int, status: str, *, from_status: str) -> bool: ...
+    def settle(self, order_ids: Sequence[int], status: str, *, from_status: str) -> None: ...
 
 
 class UnitOfWork(Protocol):
@@ -53,29 +67,23 @@ class UnitOfWork(Protocol):
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc_info: object) -> None: ...
     def emit(self, event_type: str, data: dict[str, Any]) -> object: ...
-    def first_time(self, event_id: str) -> bool: ...
-
-
-class Cache(Protocol):
-    def get(self, key: str) -> Any: ...
-    def add(self, key: str, value: Any, ttl_s: int) -> None: ...
-    def set(self, key: str, value: Any, ttl_s: int) -> None: ...
+    def first_time(self, events: Sequence[Event]) -> list[Event]: ...
 
 
 class OrderService:
     def __init__(
         self,
         unit_of_work: Callable[[], UnitOfWork],
+        new_orders: NewOrders,
         catalog: ProductCatalog,
         known_products: KnownProducts,
-        cache: Cache,
-        cache_ttl_s: int,
+        lists: OrderLists,
     ) -> None:
         self._unit_of_work = unit_of_work
+        self._new_orders = new_orders
         self._catalog = catalog
         self._known_products = known_products
-        self._cache = cache
-        self._ttl_s = cache_ttl_s
+        self._lists = lists
 
     def place(self, *, product_id: int, qty: int) -> Order:
         product = self._catalog.lookup(product_id)
@@ -84,13 +92,11 @@ class OrderService:
         if qty > product.qty:
             raise Conflict(f"product {product_id} has {product.qty} in stock, {qty} were ordered")
         total = (product.price * qty).quantize(decimal.Decimal("0.01"))
-        with self._unit_of_work() as uow:
-            order = uow.orders.add(
-                {"productId": product_id, "qty": qty, "totalPrice": total, "status": PENDING}
-            )
-            uow.emit("order.created", order)
-        self._invalidate_lists_of(product_id)
-        return order
+        # Stored with its order.created event; the product's cached lists are invalidated
+        # before this returns.
+        return self._new_orders.add(
+            {"productId": product_id, "qty": qty, "totalPrice": total, "status": PENDING}
+        )
 
     def get(self, order_id: int) -> Order:
         with self._unit_of_work() as uow:
@@ -100,38 +106,30 @@ class OrderService:
         return order
 
     def of_product(self, product_id: int, *, before: int | None, limit: int) -> dict[str, Any]:
-        # Pages are cached under the product's list version; a change gives a new version.
-        version = self._cache.get(_list_version_key(product_id))
-        page_key = f"orders:{product_id}:{version}:{limit}:{before}"
-        if version is not None and (cached := self._cache.get(page_key)) is not None:
+        cached, slot = self._lists.lookup(product_id, before=before, limit=limit)
+        if cached is not None:
             _log.debug("orders of product %s from the cache", product_id)
             return cached
         with self._unit_of_work() as uow:
             items = uow.orders.newest_of_product(product_id, before=before, limit=limit)
         page = {"items": items, "nextBefore": items[-1]["id"] if len(items) == limit else None}
-        if version is None:
-            self._cache.add(_list_version_key(product_id), secrets.token_hex(8), self._ttl_s)
-        else:
-            self._cache.add(page_key, page, self._ttl_s)
+        self._lists.store(product_id, slot, page)
         return page
 
     def settle_orders(self, stock_results: Sequence[Event]) -> None:
         """stock.reserved → CONFIRMED, stock.rejected → REJECTED; only from PENDING, once."""
-        changed: set[int] = set()
         with self._unit_of_work() as uow:
-            for event in each(stock_results):
-                if not uow.first_time(event.id):
-                    continue
-                status = CONFIRMED if event.type == "stock.reserved" else REJECTED
-                if uow.orders.settle(event.data["orderId"], status, from_status=PENDING):
-                    changed.add(event.data["productId"])
-        for product_id in changed:
-            self._invalidate_lists_of(product_id)
+            new = uow.first_time(stock_results)
+            for status, kind in ((CONFIRMED, "stock.reserved"), (REJECTED, "stock.rejected")):
+                order_ids = [event.data["orderId"] for event in new if event.type == kind]
+                if order_ids:
+                    uow.orders.settle(order_ids, status, from_status=PENDING)
+        self._lists.invalidate(event.data["productId"] for event in new)
 
     def log_orders_created(self, orders_created: Sequence[Event]) -> None:
         """One log line per order, also when the broker delivers an event again."""
         with self._unit_of_work() as uow:
-            new = [event for event in orders_created if uow.first_time(event.id)]
+            new = uow.first_time(orders_created)
         for event in each(new):
             order = event.data
             _log.info(
@@ -150,10 +148,3 @@ class OrderService:
             else:
                 snapshot = ProductSnapshot(decimal.Decimal(product["price"]), product["qty"])
                 self._known_products.remember(product["id"], snapshot)
-
-    def _invalidate_lists_of(self, product_id: int) -> None:
-        self._cache.set(_list_version_key(product_id), secrets.token_hex(8), self._ttl_s)
-
-
-def _list_version_key(product_id: int) -> str:
-    return f"orders-version:{product_id}"

@@ -1,7 +1,7 @@
 """Products in SQL (SQLAlchemy Core). Column names are the contract's field names, so a row is
 already the `Product` of openapi/product.yaml."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -72,23 +72,36 @@ class SqlProductRepository:
         result = self._connection.execute(delete(products).where(products.c.id == product_id))
         return result.rowcount > 0
 
-    def reserve(self, product_id: int, qty: int) -> int | None:
-        """Take `qty` from the stock if that much remains (atomically: the row is locked
-        until commit); the stock left, or None when there is not enough or no such product."""
-        taken = self._connection.execute(
-            update(products)
-            .where(products.c.id == product_id, products.c.qty >= qty)
-            .values(qty=products.c.qty - qty, updatedAt=utc_now())
+    def lock_stock(self, product_ids: Iterable[int]) -> dict[int, int]:
+        """The stock of these products (those that exist), locked until the transaction ends."""
+        query = (
+            select(products.c.id, products.c.qty)
+            .where(products.c.id.in_(sorted(set(product_ids))))
+            .order_by(products.c.id)  # one lock order for everyone: no deadlock
+            .with_for_update()
         )
-        if taken.rowcount == 0:
-            return None
-        return self._connection.execute(
-            select(products.c.qty).where(products.c.id == product_id)
-        ).scalar_one()
+        return {row.id: row.qty for row in self._connection.execute(query)}
+
+    def set_stock(self, changes: Mapping[int, tuple[int, int]]) -> None:
+        """{product id: (stock read, new stock)}. The write also checks the stock read is
+        still there, so even without row locks (SQLite) no change is ever lost."""
+        now = utc_now()
+        for product_id, (was, now_qty) in changes.items():
+            written = self._connection.execute(
+                update(products)
+                .where(products.c.id == product_id, products.c.qty == was)
+                .values(qty=now_qty, updatedAt=now)
+            )
+            if written.rowcount != 1:
+                raise StockChanged(f"the stock of product {product_id} changed meanwhile")
 
     def _select(self, product_id: int) -> Product | None:
         row = self._connection.execute(select(products).where(products.c.id == product_id)).first()
         return None if row is None else dict(row._mapping)
+
+
+class StockChanged(Exception):
+    """A concurrent write changed a stock this transaction read; it is retried."""
 
 
 class ProductUnitOfWork(SqlUnitOfWork):

@@ -3,7 +3,7 @@ small ports."""
 
 import decimal
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, Self
 
 from service_kit.consumer import each
@@ -21,7 +21,8 @@ class ProductRepository(Protocol):
     def page_after(self, after: int, limit: int) -> list[Product]: ...
     def replace(self, product_id: int, fields: dict[str, Any]) -> Product | None: ...
     def remove(self, product_id: int) -> bool: ...
-    def reserve(self, product_id: int, qty: int) -> int | None: ...
+    def lock_stock(self, product_ids: Iterable[int]) -> dict[int, int]: ...
+    def set_stock(self, changes: Mapping[int, tuple[int, int]]) -> None: ...
 
 
 class UnitOfWork(Protocol):
@@ -32,7 +33,7 @@ class UnitOfWork(Protocol):
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc_info: object) -> None: ...
     def emit(self, event_type: str, data: dict[str, Any]) -> object: ...
-    def first_time(self, event_id: str) -> bool: ...
+    def first_time(self, events: Sequence[Event]) -> list[Event]: ...
 
 
 class Cache(Protocol):
@@ -121,28 +122,28 @@ class ProductService:
         return {"product": product, "orders": orders}
 
     def reserve_stock(self, orders_created: Sequence[Event]) -> None:
-        """For each new order: take its quantity from the stock if enough remains, and say so
-        with stock.reserved or stock.rejected. One transaction for the batch; an event seen
-        before changes nothing. Then the cache entries of the products are refreshed."""
-        changed: set[int] = set()
+        """For each new order, in order: take its quantity from the stock if enough remains,
+        and say so with stock.reserved or stock.rejected. One transaction for the batch (the
+        products' rows locked, each written once); an event seen before changes nothing.
+        Then the products' cache entries are refreshed."""
         with self._unit_of_work() as uow:
-            for event in each(orders_created):
-                if not uow.first_time(event.id):
-                    _log.info("order.created %s already applied; ignored", event.id)
-                    continue
+            new = uow.first_time(orders_created)
+            read = uow.products.lock_stock(event.data["productId"] for event in new)
+            stock = dict(read)
+            for event in each(new):
                 order = event.data
                 product_id, qty = order["productId"], order["qty"]
                 outcome = {"orderId": order["id"], "productId": product_id, "qty": qty}
-                remaining = uow.products.reserve(product_id, qty)
-                if remaining is None:
-                    known = uow.products.get(product_id) is not None
-                    reason = "insufficient-stock" if known else "unknown-product"
-                    uow.emit("stock.rejected", {**outcome, "reason": reason})
+                if stock.get(product_id, -1) >= qty:
+                    stock[product_id] -= qty
+                    uow.emit("stock.reserved", {**outcome, "remaining": stock[product_id]})
                 else:
-                    uow.emit("stock.reserved", {**outcome, "remaining": remaining})
-                    changed.add(product_id)
+                    reason = "insufficient-stock" if product_id in stock else "unknown-product"
+                    uow.emit("stock.rejected", {**outcome, "reason": reason})
+            changed = {pid: (read[pid], qty) for pid, qty in stock.items() if qty != read[pid]}
+            uow.products.set_stock(changed)
         if changed:
-            self._refresh_cache(changed)
+            self._refresh_cache(set(changed))
 
     def _refresh_cache(self, product_ids: set[int]) -> None:
         """Invalidate, then warm with the committed rows (a GET right after sees the new stock)."""

@@ -46,6 +46,17 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def multi_row_insert_ids_are_consecutive(engine: Engine) -> bool:
+    """True when one multi-row INSERT gets consecutive auto-increment ids starting at its
+    `lastrowid`: MySQL/MariaDB with innodb_autoinc_lock_mode 0 or 1 (MariaDB's default; the
+    compose file sets it for MySQL 8)."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        return False
+    with engine.connect() as connection:
+        mode = connection.execute(text("SELECT @@innodb_autoinc_lock_mode")).scalar()
+    return int(mode) <= 1
+
+
 def ping(engine: Engine) -> None:
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))

@@ -7,7 +7,7 @@
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import (
     BigInteger,
@@ -53,21 +53,30 @@ def inbox_table(metadata: MetaData) -> Table:
     )
 
 
-def append(connection: Connection, outbox: Table, event: Event) -> None:
+def append(connection: Connection, outbox: Table, *events: Event) -> None:
     connection.execute(
-        insert(outbox).values(eventId=event.id, type=event.type, body=event.to_json())
+        insert(outbox),
+        [{"eventId": event.id, "type": event.type, "body": event.to_json()} for event in events],
     )
 
 
-def first_time(connection: Connection, inbox: Table, event_id: str) -> bool:
-    """Record that `event_id` is being applied; False when it already was."""
-    statement = (
-        insert(inbox)
-        .values(eventId=event_id, processedAt=utc_now())
-        .prefix_with("IGNORE", dialect=("mysql", "mariadb"))
-        .prefix_with("OR IGNORE", dialect="sqlite")
+def first_time(connection: Connection, inbox: Table, events: Sequence[Event]) -> list[Event]:
+    """The events of a batch not applied before, each once, now recorded as applied (one
+    SELECT and one multi-row INSERT). A concurrent consumer recording the same id makes the
+    INSERT fail, so the batch is retried and then sees it as applied."""
+    unique = list({event.id: event for event in events}.values())
+    if not unique:
+        return []
+    seen = set(
+        connection.execute(
+            select(inbox.c.eventId).where(inbox.c.eventId.in_([e.id for e in unique]))
+        ).scalars()
     )
-    return connection.execute(statement).rowcount == 1
+    fresh = [event for event in unique if event.id not in seen]
+    if fresh:
+        now = utc_now()
+        connection.execute(insert(inbox), [{"eventId": e.id, "processedAt": now} for e in fresh])
+    return fresh
 
 
 class OutboxRelay:

@@ -1,6 +1,7 @@
 """One database transaction in which a use case changes state, emits the events that announce
 it (outbox) and records the events it has applied (inbox): all commit together or not at all."""
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -27,6 +28,7 @@ class SqlUnitOfWork:
     def __enter__(self) -> Self:
         self.connection = self._engine.connect()
         self._transaction = self.connection.begin()
+        self._emitted: list[Event] = []
         return self
 
     def __exit__(
@@ -37,6 +39,8 @@ class SqlUnitOfWork:
     ) -> None:
         try:
             if exc_type is None:
+                if self._emitted:  # one multi-row INSERT for every event of the transaction
+                    outbox.append(self.connection, self._tables.outbox, *self._emitted)
                 self._transaction.commit()
             else:
                 self._transaction.rollback()
@@ -44,9 +48,11 @@ class SqlUnitOfWork:
             self.connection.close()
 
     def emit(self, event_type: str, data: dict[str, Any]) -> Event:
+        """Announce a change: the event is stored in the outbox with this transaction."""
         event = new_event(event_type, data)
-        outbox.append(self.connection, self._tables.outbox, event)
+        self._emitted.append(event)
         return event
 
-    def first_time(self, event_id: str) -> bool:
-        return outbox.first_time(self.connection, self._tables.inbox, event_id)
+    def first_time(self, events: Sequence[Event]) -> list[Event]:
+        """The events not applied before (each once), recorded as applied by this transaction."""
+        return outbox.first_time(self.connection, self._tables.inbox, events)

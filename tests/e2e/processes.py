@@ -68,7 +68,7 @@ class RunningStack:
 
 def _commands() -> dict[str, list[str]]:
     """The processes of the Procfile that `make run` starts, by name."""
-    commands = {}
+    commands: dict[str, list[str]] = {}
     for service in ("product", "order"):
         commands[service] = [
             str(BIN / "gunicorn"),
@@ -81,16 +81,19 @@ def _commands() -> dict[str, list[str]]:
 
 
 @contextmanager
-def running_stack(service_env: dict[str, str], log_dir: Path) -> Iterator[RunningStack]:
-    """Both web services and both workers, as `make run` starts them."""
+def running_stack(
+    service_env: dict[str, str], log_dir: Path, *, validate_responses: bool = True
+) -> Iterator[RunningStack]:
+    """Both web services and both workers, as `make run` starts them (tests also check every
+    response against the spec; benchmarks do not)."""
     ports = {"product": free_port(), "order": free_port()}
     env = {
         **os.environ,
         **service_env,
         "PRODUCT_PORT": str(ports["product"]),
         "ORDER_PORT": str(ports["order"]),
-        "PRODUCT_VALIDATE_RESPONSES": "1",
-        "ORDER_VALIDATE_RESPONSES": "1",
+        "PRODUCT_VALIDATE_RESPONSES": "1" if validate_responses else "0",
+        "ORDER_VALIDATE_RESPONSES": "1" if validate_responses else "0",
     }
     processes, logs = {}, {}
     try:

@@ -6,7 +6,8 @@ import decimal
 import pytest
 from sqlalchemy import select
 
-from order_service.repository import OrderUnitOfWork
+from order_service.list_cache import OrderListCache
+from order_service.repository import GroupCommittedOrders, OrderUnitOfWork
 from order_service.repository import event_tables as order_events
 from order_service.service import OrderService, ProductSnapshot
 from product_service.repository import ProductUnitOfWork
@@ -65,7 +66,14 @@ def outbox_of(engine, tables):
 
 
 def order_service(engines, cache, catalog):
-    return OrderService(lambda: OrderUnitOfWork(engines["order"]), catalog, catalog, cache, 60)
+    lists = OrderListCache(cache, 60)
+    new_orders = GroupCommittedOrders(
+        engines["order"],
+        after_commit=lambda orders: lists.invalidate(o["productId"] for o in orders),
+    )
+    return OrderService(
+        lambda: OrderUnitOfWork(engines["order"]), new_orders, catalog, catalog, lists
+    )
 
 
 def product_service(engines, cache, orders=None):

@@ -1,0 +1,42 @@
+"""Cached pages of `GET /orders/product/{productId}`.
+
+Pages are stored under the product's current list version; any change to the product's orders
+replaces the version (a fresh random token, so concurrent writers never collide), which makes
+every older page unreachable at once, in every process."""
+
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+Page = dict[str, Any]
+
+
+class OrderListCache:
+    def __init__(self, cache: Any, ttl_s: int) -> None:
+        self._cache = cache
+        self._ttl_s = ttl_s
+
+    def lookup(
+        self, product_id: int, *, before: int | None, limit: int
+    ) -> tuple[Page | None, str | None]:
+        """The cached page, if any, and the slot to store it in after reading the database."""
+        version = self._cache.get(_version_key(product_id))
+        if version is None:
+            return None, None
+        slot = f"orders:{product_id}:{version}:{limit}:{before}"
+        return self._cache.get(slot), slot
+
+    def store(self, product_id: int, slot: str | None, page: Page) -> None:
+        if slot is None:  # no version yet: start one; the next read caches its page
+            self._cache.add(_version_key(product_id), secrets.token_hex(8), self._ttl_s)
+        else:
+            # `add`: if a writer replaced the version meanwhile, this slot is unreachable anyway.
+            self._cache.add(slot, page, self._ttl_s)
+
+    def invalidate(self, product_ids: Iterable[int]) -> None:
+        for product_id in set(product_ids):
+            self._cache.set(_version_key(product_id), secrets.token_hex(8), self._ttl_s)
+
+
+def _version_key(product_id: int) -> str:
+    return f"orders-version:{product_id}"

@@ -1,0 +1,1 @@
+"""Load generation and the benchmark harness (see bench.py)."""

@@ -1,0 +1,314 @@
+"""`make bench`: the order hot path measured on this machine, in one run.
+
+Starts the real stack (both web services and both workers, production settings) on the real
+MariaDB (durable commits), Redis and RabbitMQ in throw-away databases / vhost, and measures with
+an open-loop generator (perf/openloop.py):
+
+1. the ceiling: a bare Flask endpoint on the same gunicorn settings, no I/O;
+2. POST /orders: the offered rate stepped up; the highest rate with p99 <= 50 ms and no error
+   is then held for 60 s (web worker RSS sampled meanwhile);
+3. GET /products/{id} served from the cache;
+4. after the load: how long until every order is settled, and the accounting — orders stored
+   = 201s returned, events applied = orders, stock decremented by exactly the ordered total.
+
+Prints one table and writes the figures to perf/reports/bench-<time>.json.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import psutil
+import pymysql
+
+from perf import openloop
+from tests import throwaway
+from tests.e2e.processes import ROOT, free_port, running_stack, stop
+
+REPORTS = ROOT / "perf" / "reports"
+P99_LIMIT_MS = 50.0
+
+
+def passes(result: openloop.Result, expected: int) -> bool:
+    return result.failed(expected) == 0 and result.percentile(99) <= P99_LIMIT_MS
+
+
+def step_up(url: str, rates: list[int], seconds: float, expected: int, **request) -> list[dict]:
+    steps = []
+    for rate in rates:
+        result = openloop.run(url, rate=rate, seconds=seconds, **request)
+        summary = {**result.summary(), "passed": passes(result, expected)}
+        steps.append(summary)
+        print(
+            f"  {rate:>6}/s  p50 {summary['p50_ms']:>6} ms  p99 {summary['p99_ms']:>7} ms  "
+            f"failed {result.failed(expected)}  generator CPU {summary['generator_cpu']:.0%}"
+            f"  {'ok' if summary['passed'] else 'FAIL'}",
+            flush=True,
+        )
+        if not summary["passed"]:
+            break
+    return steps
+
+
+def best_rate(steps: list[dict]) -> int | None:
+    passed = [step["offered_rps"] for step in steps if step["passed"]]
+    return int(max(passed)) if passed else None
+
+
+def measure_ceiling(seconds: float, rates: list[int]) -> dict:
+    port = free_port()
+    env = {**os.environ, "BARE_PORT": str(port)}
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "-c",
+        "perf/bare_app.gunicorn.conf.py",
+        "perf.bare_app:create_wsgi_app()",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/orders"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.post(url, json={"productId": 1, "qty": 1})
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        print("ceiling: bare Flask endpoint, no I/O", flush=True)
+        steps = step_up(url, rates, seconds, 201, method="POST", body=b'{"productId":1,"qty":1}')
+        return {"steps": steps, "best_rps": best_rate(steps)}
+    finally:
+        stop(process)
+
+
+class RssSampler:
+    """Peak resident memory of every gunicorn worker of the web services, sampled every 0.5 s."""
+
+    def __init__(self, masters: list[psutil.Process]) -> None:
+        self.masters = masters
+        self.peak_mb: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            for master in self.masters:
+                for worker in master.children():
+                    try:
+                        key = f"{master.pid}/{worker.pid}"
+                        rss = worker.memory_info().rss / 2**20
+                        self.peak_mb[key] = max(self.peak_mb.get(key, 0.0), rss)
+                    except psutil.NoSuchProcess:
+                        pass
+
+
+def count(database_url: str, query: str) -> int:
+    database = database_url.rsplit("/", 1)[1]
+    connection = pymysql.connect(host="127.0.0.1", user="root", database=database)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(query)
+            return int(cursor.fetchone()[0])
+    finally:
+        connection.close()
+
+
+def durability() -> dict:
+    connection = pymysql.connect(host="127.0.0.1", user="root")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@innodb_flush_log_at_trx_commit, @@sync_binlog, @@log_bin")
+        flush, sync_binlog, log_bin = cursor.fetchone()
+    connection.close()
+    return {
+        "innodb_flush_log_at_trx_commit": int(flush),
+        "sync_binlog": int(sync_binlog),
+        "log_bin": int(log_bin),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--step-seconds", type=float, default=10)
+    parser.add_argument("--sustain-seconds", type=float, default=60)
+    parser.add_argument("--order-rates", default="1000,1500,2000,2250,2500,2750,3000,3500")
+    parser.add_argument("--ceiling-rates", default="2000,3000,4000,5000,6000,7000,8000")
+    parser.add_argument("--read-rates", default="1000,2000,3000,4000,5000,6000")
+    args = parser.parse_args()
+    rates = {
+        name: [int(r) for r in getattr(args, f"{name}_rates").split(",")]
+        for name in ("order", "ceiling", "read")
+    }
+
+    figures: dict = {"durability": durability(), "cores": os.cpu_count()}
+    print(f"MariaDB: {figures['durability']}", flush=True)
+    figures["ceiling"] = measure_ceiling(args.step_seconds / 2, rates["ceiling"])
+
+    with ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        databases = stack.enter_context(throwaway.mysql_databases())
+        broker = stack.enter_context(throwaway.rabbitmq_vhost())
+        env = throwaway.embedded_env(folder, databases)
+        env.update(REDIS_URL=throwaway.redis_database(), BROKER_URL=broker)
+        services = stack.enter_context(running_stack(env, folder, validate_responses=False))
+        stock = 10**9
+        product = httpx.post(
+            f"{services.product_url}/products", json={"name": "Bench", "price": 1500, "qty": stock}
+        ).json()
+        orders_url = f"{services.order_url}/orders"
+        order_request = {
+            "method": "POST",
+            "body": json.dumps({"productId": product["id"], "qty": 1}).encode(),
+        }
+        created = 0
+
+        warmup = openloop.run(orders_url, rate=300, seconds=3, **order_request)
+        created += warmup.statuses[201]
+        print("POST /orders (step up)", flush=True)
+        steps = step_up(orders_url, rates["order"], args.step_seconds, 201, **order_request)
+        created += sum(step["statuses"].get(201, 0) for step in steps)
+        best = best_rate(steps)
+        sustained = None
+        if best:
+            masters = [
+                psutil.Process(services.processes[name].pid) for name in ("order", "product")
+            ]
+            print(f"POST /orders held for {args.sustain_seconds:.0f} s at {best}/s", flush=True)
+            with RssSampler(masters) as rss:
+                result = openloop.run(
+                    orders_url, rate=best, seconds=args.sustain_seconds, **order_request
+                )
+            created += result.statuses[201]
+            sustained = {
+                **result.summary(),
+                "passed": passes(result, 201),
+                "web_rss_peak_mb": rss.peak_mb,
+            }
+            print(
+                f"  p50 {sustained['p50_ms']} ms  p99 {sustained['p99_ms']} ms  "
+                f"failed {result.failed(201)}  {'ok' if sustained['passed'] else 'FAIL'}",
+                flush=True,
+            )
+        load_stopped = time.monotonic()
+
+        print("GET /products/{id} from the cache (step up)", flush=True)
+        reads = step_up(
+            f"{services.product_url}/products/{product['id']}",
+            rates["read"],
+            args.step_seconds / 2,
+            200,
+        )
+
+        pending_query = "SELECT COUNT(*) FROM orders WHERE status = 'PENDING'"
+        while count(databases["order"], pending_query) and time.monotonic() - load_stopped < 120:
+            time.sleep(0.5)
+        settled_after = time.monotonic() - load_stopped
+        stored = count(databases["order"], "SELECT COUNT(*) FROM orders")
+        accounting = {
+            "responses_201": created,
+            "orders_stored": stored,
+            "orders_confirmed": count(
+                databases["order"], "SELECT COUNT(*) FROM orders WHERE status='CONFIRMED'"
+            ),
+            "orders_pending": count(databases["order"], pending_query),
+            "order_created_applied_by_product": count(
+                databases["product"], "SELECT COUNT(*) FROM inbox"
+            ),
+            "stock_decrement": stock
+            - count(databases["product"], f"SELECT qty FROM products WHERE id={product['id']}"),
+            "outbox_left": count(databases["order"], "SELECT COUNT(*) FROM outbox")
+            + count(databases["product"], "SELECT COUNT(*) FROM outbox"),
+            "settled_within_s": round(settled_after, 1),
+        }
+        accounting["nothing_lost"] = (
+            accounting["responses_201"]
+            == stored
+            == accounting["order_created_applied_by_product"]
+            == accounting["stock_decrement"]
+            == accounting["orders_confirmed"]
+            and accounting["outbox_left"] == 0
+        )
+
+    figures.update(
+        orders={"steps": steps, "best_rps": best, "sustained": sustained},
+        reads={"steps": reads, "best_rps": best_rate(reads)},
+        accounting=accounting,
+    )
+    ceiling = figures["ceiling"]["best_rps"]
+    held = best if sustained and sustained["passed"] else None
+    figures["ratio_orders_to_ceiling"] = round(held / ceiling, 2) if held and ceiling else None
+    print_table(figures)
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = REPORTS / f"bench-{stamp}.json"
+    path.write_text(json.dumps(figures, indent=2))
+    print(f"figures written to {path.relative_to(ROOT)}")
+
+
+def print_table(figures: dict) -> None:
+    sustained = figures["orders"]["sustained"] or {}
+    acc = figures["accounting"]
+    rss = sustained.get("web_rss_peak_mb", {})
+    rows = [
+        ("ceiling: bare Flask endpoint, p99 <= 50 ms", f"{figures['ceiling']['best_rps']} req/s"),
+        (
+            "POST /orders held 60 s, p99 <= 50 ms, 0 errors",
+            f"{figures['orders']['best_rps']} req/s"
+            + ("" if sustained.get("passed") else " (60 s run FAILED)"),
+        ),
+        (
+            "  p50 / p95 / p99 / max",
+            " / ".join(str(sustained.get(k)) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
+            + " ms",
+        ),
+        ("  load generator CPU", f"{sustained.get('generator_cpu', 0):.0%} of a core"),
+        ("ratio orders / ceiling", f"{figures['ratio_orders_to_ceiling']}"),
+        ("GET /products/{id} (cache hit), p99 <= 50 ms", f"{figures['reads']['best_rps']} req/s"),
+        ("201s returned / orders stored", f"{acc['responses_201']} / {acc['orders_stored']}"),
+        (
+            "order.created applied / stock decrement",
+            f"{acc['order_created_applied_by_product']} / {acc['stock_decrement']}",
+        ),
+        (
+            "confirmed / pending / outbox rows left",
+            f"{acc['orders_confirmed']} / {acc['orders_pending']} / {acc['outbox_left']}",
+        ),
+        ("every order settled after the load within", f"{acc['settled_within_s']} s"),
+        ("web worker RSS peak", f"{max(rss.values(), default=0):.0f} MB"),
+        (
+            "MariaDB innodb_flush_log_at_trx_commit",
+            f"{figures['durability']['innodb_flush_log_at_trx_commit']}",
+        ),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print()
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    print(f"{'nothing lost':<{width}}  {acc['nothing_lost']}")
+
+
+if __name__ == "__main__":
+    main()

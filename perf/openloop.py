@@ -1,0 +1,199 @@
+"""An open-loop HTTP load generator: requests are sent at scheduled times (Poisson arrivals)
+whether or not earlier ones have answered, and each latency is measured from its scheduled
+time, so a slow server cannot slow the load down and hide its own queueing (no coordinated
+omission). asyncio with keep-alive connections, opened as needed up to a bound; it reports
+its own CPU so one can see it is not the bottleneck.
+
+    python -m perf.openloop http://127.0.0.1:4000/orders --rate 2000 --seconds 10 \\
+        --body '{"productId": 1, "qty": 1}'
+"""
+
+import argparse
+import asyncio
+import random
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+try:
+    import uvloop
+except ImportError:  # plain asyncio works too, with a little more CPU per request
+    uvloop = None
+
+
+@dataclass
+class Result:
+    rate: float  # offered requests/s
+    seconds: float
+    sent: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    generator_cpu: float = 0.0  # fraction of one core used by this generator
+    connections: int = 0
+
+    @property
+    def completed(self) -> int:
+        return sum(self.statuses.values())
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+    def failed(self, expected_status: int) -> int:
+        wrong = sum(n for status, n in self.statuses.items() if status != expected_status)
+        return wrong + sum(self.errors.values())
+
+    def summary(self) -> dict:
+        return {
+            "offered_rps": self.rate,
+            "seconds": self.seconds,
+            "sent": self.sent,
+            "completed_rps": round(self.completed / self.seconds, 1),
+            "p50_ms": round(self.percentile(50), 2),
+            "p95_ms": round(self.percentile(95), 2),
+            "p99_ms": round(self.percentile(99), 2),
+            "max_ms": round(max(self.latencies_ms, default=float("nan")), 2),
+            "mean_ms": round(statistics.fmean(self.latencies_ms), 2) if self.latencies_ms else None,
+            "statuses": dict(self.statuses),
+            "errors": dict(self.errors),
+            "generator_cpu": round(self.generator_cpu, 3),
+            "connections": self.connections,
+        }
+
+
+class _Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def exchange(self, request: bytes) -> int:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+                break
+        if length:
+            await self.reader.readexactly(length)
+        return status
+
+
+async def _run(
+    url: str,
+    method: str,
+    body: bytes,
+    rate: float,
+    seconds: float,
+    max_connections: int,
+    timeout_s: float,
+    headers: dict[str, str],
+) -> Result:
+    parts = urlsplit(url)
+    host, port = parts.hostname, parts.port or 80
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: keep-alive"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if body:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    result = Result(rate=rate, seconds=seconds)
+    idle: list[_Connection] = []
+    opened = 0
+    available = asyncio.Condition()
+
+    async def connection() -> _Connection:
+        nonlocal opened
+        async with available:
+            while not idle and opened >= max_connections:
+                await available.wait()
+            if idle:
+                return idle.pop()
+            opened += 1
+        reader, writer = await asyncio.open_connection(host, port)
+        return _Connection(reader, writer)
+
+    async def one(scheduled: float) -> None:
+        nonlocal opened
+        conn = None
+        try:
+            conn = await asyncio.wait_for(connection(), timeout_s)
+            status = await asyncio.wait_for(conn.exchange(request), timeout_s)
+            result.latencies_ms.append((time.perf_counter() - scheduled) * 1000)
+            result.statuses[status] += 1
+            async with available:
+                idle.append(conn)
+                available.notify()
+        except Exception as exc:  # every failure is counted, none stops the run
+            result.errors[type(exc).__name__] += 1
+            if conn is not None:
+                conn.writer.close()
+                async with available:
+                    opened -= 1
+                    available.notify()
+
+    tasks = set()
+    cpu_started = time.process_time()
+    started = time.perf_counter()
+    scheduled = started
+    end = started + seconds
+    while True:
+        scheduled += random.expovariate(rate)
+        if scheduled >= end:
+            break
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(scheduled))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        result.sent += 1
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout_s + 1)
+    wall = time.perf_counter() - started
+    result.generator_cpu = (time.process_time() - cpu_started) / wall
+    result.connections = opened
+    for conn in idle:
+        conn.writer.close()
+    return result
+
+
+def run(
+    url: str,
+    *,
+    rate: float,
+    seconds: float,
+    method: str = "GET",
+    body: bytes = b"",
+    max_connections: int = 512,
+    timeout_s: float = 5.0,
+    headers: dict[str, str] | None = None,
+) -> Result:
+    random.seed(20261121)
+    runner = uvloop.run if uvloop is not None else asyncio.run
+    return runner(_run(url, method, body, rate, seconds, max_connections, timeout_s, headers or {}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url")
+    parser.add_argument("--rate", type=float, required=True)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--body", default="")
+    args = parser.parse_args()
+    method = "POST" if args.body else "GET"
+    result = run(
+        args.url, rate=args.rate, seconds=args.seconds, method=method, body=args.body.encode()
+    )
+    for key, value in result.summary().items():
+        print(f"{key:>14}: {value}")
+
+
+if __name__ == "__main__":
+    main()

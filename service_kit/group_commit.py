@@ -1,0 +1,92 @@
+"""Group commit: the writes of concurrent requests of one process share one transaction.
+
+A request hands its item to `submit` and waits; one committer (a greenlet under gunicorn's
+gevent worker, where `threading` and `queue` are cooperative; a thread elsewhere) takes every
+item waiting, commits them together, runs `after_commit`, then wakes their requests. So each
+request still answers only once its own write is durable, but N requests cost one commit (one
+fsync) instead of N, and the per-statement work is shared too."""
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+from service_kit.errors import DependencyUnavailable
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+_log = logging.getLogger(__name__)
+
+
+class _Pending(Generic[Item, Result]):
+    __slots__ = ("item", "result", "error", "done")
+
+    def __init__(self, item: Item) -> None:
+        self.item = item
+        self.result: Result | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
+class GroupCommit(Generic[Item, Result]):
+    def __init__(
+        self,
+        commit: Callable[[Sequence[Item]], Sequence[Result]],
+        *,
+        after_commit: Callable[[Sequence[Result]], None] = lambda results: None,
+        max_batch: int = 500,
+        wait_s: float = 10.0,
+    ) -> None:
+        self._commit = commit
+        self._after_commit = after_commit
+        self._max_batch = max_batch
+        self._wait_s = wait_s
+        self._queue: queue.SimpleQueue[_Pending[Item, Result]] = queue.SimpleQueue()
+        self._committer: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, item: Item) -> Result:
+        """Blocks until the item is committed; raises what the commit raised."""
+        pending: _Pending[Item, Result] = _Pending(item)
+        self._ensure_committer()
+        self._queue.put(pending)
+        if not pending.done.wait(self._wait_s):
+            raise DependencyUnavailable("the database did not commit in time")
+        if pending.error is not None:
+            raise pending.error
+        return pending.result  # type: ignore[return-value]
+
+    def _ensure_committer(self) -> None:
+        # Started lazily, so it belongs to the process that uses it (gunicorn forks workers).
+        if self._committer is not None and self._committer.is_alive():
+            return
+        with self._lock:
+            if self._committer is None or not self._committer.is_alive():
+                committer = threading.Thread(target=self._run, name="group-commit", daemon=True)
+                committer.start()
+                self._committer = committer
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self._max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                results = self._commit([pending.item for pending in batch])
+            except BaseException as exc:  # every waiting request gets the failure
+                for pending in batch:
+                    pending.error = exc
+            else:
+                for pending, result in zip(batch, results, strict=True):
+                    pending.result = result
+                try:
+                    self._after_commit(results)
+                except Exception:  # committed is committed: a failed follow-up is only logged
+                    _log.exception("after-commit step failed")
+            finally:
+                for pending in batch:
+                    pending.done.set()

@@ -1,0 +1,79 @@
+"""Group commit: concurrent writes share a transaction, each caller gets its own result (or the
+commit's failure), and each order's event carries the request id of the request that made it."""
+
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from order_service.repository import GroupCommittedOrders, event_tables, orders
+from service_kit import request_id
+from service_kit.db import create_engine_for
+from service_kit.events import parse_event
+from service_kit.group_commit import GroupCommit
+from service_kit.migrations import upgrade_to_head
+
+
+def test_concurrent_submissions_are_committed_together():
+    batches: list[int] = []
+    release = threading.Event()
+
+    def commit(items):
+        release.wait(5)  # hold the first batch so that the others queue up behind it
+        batches.append(len(items))
+        return [item * 10 for item in items]
+
+    group = GroupCommit(commit)
+    results: dict[int, int] = {}
+
+    def submit(n: int) -> None:
+        results[n] = group.submit(n)
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert results == {n: n * 10 for n in range(20)}
+    assert sum(batches) == 20 and len(batches) < 20  # several requests per transaction
+
+
+def test_a_failed_commit_reaches_every_waiter():
+    def commit(items):
+        raise RuntimeError("disk full")
+
+    group = GroupCommit(commit)
+    with pytest.raises(RuntimeError, match="disk full"):
+        group.submit(1)
+
+
+def test_orders_and_their_events_are_stored_together(tmp_path):
+    url = f"sqlite:///{tmp_path}/o.db"
+    upgrade_to_head("order_service:migrations", url)
+    engine = create_engine_for(url)
+    invalidated: list[int] = []
+    new_orders = GroupCommittedOrders(
+        engine, after_commit=lambda created: invalidated.extend(o["productId"] for o in created)
+    )
+    made: dict[str, dict] = {}
+
+    def place(n: int) -> None:
+        request_id.bind(f"req-{n}")
+        made[f"req-{n}"] = new_orders.add(
+            {"productId": n % 3 + 1, "qty": 1, "totalPrice": n, "status": "PENDING"}
+        )
+
+    threads = [threading.Thread(target=place, args=(n,)) for n in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    with engine.connect() as connection:
+        stored = connection.execute(select(orders.c.id)).scalars().all()
+        bodies = connection.execute(select(event_tables.outbox.c.body)).scalars().all()
+    events = [parse_event(body.encode()) for body in bodies]
+    assert sorted(stored) == sorted(order["id"] for order in made.values())
+    assert len(set(stored)) == 30
+    assert {e.request_id: e.data["id"] for e in events} == {r: o["id"] for r, o in made.items()}
+    assert sorted(set(invalidated)) == [1, 2, 3]
