@@ -10,7 +10,7 @@ PRODUCT_PORT ?= 3000
 ORDER_PORT ?= 4000
 export PRODUCT_PORT ORDER_PORT
 
-.PHONY: run test migrate generate lint format clean bench-relay contract browser
+.PHONY: run test migrate generate lint format clean bench bench-relay contract browser
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ generate: $(INSTALLED)
 CONTRACT_EXAMPLES ?= 100
 contract: $(INSTALLED)
 	CONTRACT_EXAMPLES=$(CONTRACT_EXAMPLES) $(BIN)/python -m contract_tests.run
+
+# The order hot path on the real MariaDB (durable), Redis and RabbitMQ: prints a table and
+# writes perf/reports/bench-<time>.json.
+bench: $(INSTALLED)
+	$(BIN)/python -m perf.bench
 
 # The outbox relay's durable publishing rate on the real MariaDB + RabbitMQ of this machine.
 bench-relay: $(INSTALLED)

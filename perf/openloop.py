@@ -1,8 +1,8 @@
 """An open-loop HTTP load generator: requests are sent at scheduled times (Poisson arrivals)
 whether or not earlier ones have answered, and each latency is measured from its scheduled
 time, so a slow server cannot slow the load down and hide its own queueing (no coordinated
-omission). asyncio with keep-alive connections, opened as needed up to a bound; it reports
-its own CPU so one can see it is not the bottleneck.
+omission). A fixed pool of keep-alive connections (asyncio, uvloop when installed) takes the
+requests as they fall due; it reports its own CPU so one can see it is not the bottleneck.
 
     python -m perf.openloop http://127.0.0.1:4000/orders --rate 2000 --seconds 10 \\
         --body '{"productId": 1, "qty": 1}'
@@ -66,22 +66,18 @@ class Result:
         }
 
 
-class _Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    async def exchange(self, request: bytes) -> int:
-        self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-                break
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> int:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    start = head.lower().find(b"content-length:")
+    if start >= 0:
+        length = int(head[start + 15 : head.index(b"\r\n", start)])
         if length:
-            await self.reader.readexactly(length)
-        return status
+            await reader.readexactly(length)
+    return status
 
 
 async def _run(
@@ -90,7 +86,7 @@ async def _run(
     body: bytes,
     rate: float,
     seconds: float,
-    max_connections: int,
+    connections: int,
     timeout_s: float,
     headers: dict[str, str],
 ) -> Result:
@@ -104,63 +100,52 @@ async def _run(
     request = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
     result = Result(rate=rate, seconds=seconds)
-    idle: list[_Connection] = []
-    opened = 0
-    available = asyncio.Condition()
+    due: asyncio.Queue[float | None] = asyncio.Queue()
+    latencies, statuses, errors = result.latencies_ms, result.statuses, result.errors
+    clock = time.perf_counter
 
-    async def connection() -> _Connection:
-        nonlocal opened
-        async with available:
-            while not idle and opened >= max_connections:
-                await available.wait()
-            if idle:
-                return idle.pop()
-            opened += 1
-        reader, writer = await asyncio.open_connection(host, port)
-        return _Connection(reader, writer)
+    async def connection() -> None:
+        """One keep-alive connection taking the next due request whenever it is free; a
+        request waiting for a free connection keeps its scheduled time, so waiting counts."""
+        reader = writer = None
+        while (scheduled := await due.get()) is not None:
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(host, port)
+                status = await _exchange(reader, writer, request)
+                latencies.append((clock() - scheduled) * 1000)
+                statuses[status] += 1
+            except Exception as exc:  # every failure is counted, none stops the run
+                errors[type(exc).__name__] += 1
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+        if writer is not None:
+            writer.close()
 
-    async def one(scheduled: float) -> None:
-        nonlocal opened
-        conn = None
-        try:
-            conn = await asyncio.wait_for(connection(), timeout_s)
-            status = await asyncio.wait_for(conn.exchange(request), timeout_s)
-            result.latencies_ms.append((time.perf_counter() - scheduled) * 1000)
-            result.statuses[status] += 1
-            async with available:
-                idle.append(conn)
-                available.notify()
-        except Exception as exc:  # every failure is counted, none stops the run
-            result.errors[type(exc).__name__] += 1
-            if conn is not None:
-                conn.writer.close()
-                async with available:
-                    opened -= 1
-                    available.notify()
-
-    tasks = set()
+    workers = [asyncio.create_task(connection()) for _ in range(connections)]
     cpu_started = time.process_time()
-    started = time.perf_counter()
+    started = clock()
     scheduled = started
     end = started + seconds
     while True:
         scheduled += random.expovariate(rate)
         if scheduled >= end:
             break
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
+        delay = scheduled - clock()
+        if delay > 0.0005:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(one(scheduled))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        due.put_nowait(scheduled)
         result.sent += 1
-    if tasks:
-        await asyncio.wait(tasks, timeout=timeout_s + 1)
-    wall = time.perf_counter() - started
+    for _ in workers:
+        due.put_nowait(None)
+    _, unfinished = await asyncio.wait(workers, timeout=timeout_s)
+    for worker in unfinished:
+        worker.cancel()
+        errors["Timeout"] += 1
+    wall = clock() - started
     result.generator_cpu = (time.process_time() - cpu_started) / wall
-    result.connections = opened
-    for conn in idle:
-        conn.writer.close()
+    result.connections = connections
     return result
 
 
@@ -171,13 +156,13 @@ def run(
     seconds: float,
     method: str = "GET",
     body: bytes = b"",
-    max_connections: int = 512,
-    timeout_s: float = 5.0,
+    connections: int = 256,
+    timeout_s: float = 10.0,
     headers: dict[str, str] | None = None,
 ) -> Result:
     random.seed(20261121)
     runner = uvloop.run if uvloop is not None else asyncio.run
-    return runner(_run(url, method, body, rate, seconds, max_connections, timeout_s, headers or {}))
+    return runner(_run(url, method, body, rate, seconds, connections, timeout_s, headers or {}))
 
 
 def main() -> None:
