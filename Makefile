@@ -10,7 +10,7 @@ PRODUCT_PORT ?= 3000
 ORDER_PORT ?= 4000
 export PRODUCT_PORT ORDER_PORT
 
-.PHONY: run test migrate generate lint format clean bench bench-relay contract browser
+.PHONY: run test migrate generate lint format clean bench bench-relay contract browser locust
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,15 @@ contract: $(INSTALLED)
 # writes perf/reports/bench-<time>.json.
 bench: $(INSTALLED)
 	$(BIN)/python -m perf.bench
+
+# A Locust scenario against a running stack (make run): SCENARIO=seed-1000, seed-2000, reads, mixed.
+SCENARIO ?= seed-1000
+LOCUST_TIME ?= 60s
+locust: $(INSTALLED)
+	mkdir -p perf/reports
+	SCENARIO=$(SCENARIO) $(BIN)/locust -f perf/locustfile.py --headless --only-summary \
+		--users 10 --spawn-rate 10 --run-time $(LOCUST_TIME) \
+		--csv perf/reports/locust-$(SCENARIO) --html perf/reports/locust-$(SCENARIO).html
 
 # The outbox relay's durable publishing rate on the real MariaDB + RabbitMQ of this machine.
 bench-relay: $(INSTALLED)
