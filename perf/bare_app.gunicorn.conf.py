@@ -3,4 +3,11 @@ import os
 
 from service_kit.gunicorn_settings import web_settings
 
-globals().update(web_settings(port=int(os.environ["BARE_PORT"]), workers=2))
+# The same access-log choice as the services under measurement.
+globals().update(
+    web_settings(
+        port=int(os.environ["BARE_PORT"]),
+        workers=2,
+        access_log=os.environ.get("ORDER_ACCESS_LOG", "1") == "1",
+    )
+)

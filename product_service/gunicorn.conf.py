@@ -7,5 +7,10 @@ from service_kit.gunicorn_settings import web_settings
 
 _config = exit_on_config_error(load_config)
 globals().update(
-    web_settings(port=_config.port, workers=_config.web_workers, log_level=_config.log_level)
+    web_settings(
+        port=_config.port,
+        workers=_config.web_workers,
+        log_level=_config.log_level,
+        access_log=_config.access_log,
+    )
 )

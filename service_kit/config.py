@@ -86,6 +86,7 @@ class ServiceConfig:
     peer_timeout_s: float  # <P>_SERVICE_TIMEOUT_MS
     log_level: str  # LOG_LEVEL
     validate_responses: bool  # <S>_VALIDATE_RESPONSES=1: check every response against the spec
+    access_log: bool  # <S>_ACCESS_LOG=0: no line per request (it costs ~8% of a web worker)
     redis_url: str | None  # REDIS_URL; unset: a file-system cache in cache_dir
     cache_dir: str  # $CACHE_DIR/<service>, CACHE_DIR defaulting to var/cache
     cache_ttl_s: int  # <S>_CACHE_TTL_S
@@ -125,6 +126,7 @@ def load_service_config(
         log_level=log_level,
         validate_responses=env_int(env, f"{prefix}_VALIDATE_RESPONSES", 0, minimum=0, maximum=1)
         == 1,
+        access_log=env_int(env, f"{prefix}_ACCESS_LOG", 1, minimum=0, maximum=1) == 1,
         redis_url=env_redis_url(env, "REDIS_URL"),
         cache_dir=f"{env.get('CACHE_DIR') or 'var/cache'}/{service.lower()}",
         cache_ttl_s=env_int(env, f"{prefix}_CACHE_TTL_S", 60, minimum=1, maximum=86_400),

@@ -6,7 +6,9 @@ from typing import Any
 from service_kit.logs import logging_config
 
 
-def web_settings(*, port: int, workers: int, log_level: str = "INFO") -> dict[str, Any]:
+def web_settings(
+    *, port: int, workers: int, log_level: str = "INFO", access_log: bool = True
+) -> dict[str, Any]:
     return {
         "bind": f"0.0.0.0:{port}",
         "workers": workers,
@@ -21,6 +23,6 @@ def web_settings(*, port: int, workers: int, log_level: str = "INFO") -> dict[st
         "graceful_timeout": 5,
         "keepalive": 30,
         "logconfig_dict": logging_config(log_level),
-        "accesslog": "-",
+        "accesslog": "-" if access_log else None,
         "access_log_format": '%(h)s "%(r)s" %(s)s %(b)sB %(M)sms',
     }
