@@ -89,7 +89,7 @@ class OutboxRelay:
         connect: Callable[[], Broker],
         *,
         batch_size: int = 500,
-        idle_wait_s: float = 0.02,
+        idle_wait_s: float = 0.05,
     ) -> None:
         self._engine = engine
         self._outbox = outbox
