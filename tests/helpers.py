@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from service_kit.events import Event, new_event
+
 PROBLEM = "application/problem+json"
 
 
@@ -14,3 +16,18 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
     assert body["title"] and body["type"] and isinstance(body["detail"], str)
     assert body["requestId"] == response.headers["X-Request-ID"]
     return body
+
+
+def order_created(order_id: int, product_id: int, qty: int) -> Event:
+    """An order.created event as order-service publishes it (price 1 per unit)."""
+    return new_event(
+        "order.created",
+        {
+            "id": order_id,
+            "productId": product_id,
+            "qty": qty,
+            "totalPrice": qty,
+            "status": "PENDING",
+            "createdAt": "2026-11-21T10:00:00Z",
+        },
+    )

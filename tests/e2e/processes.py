@@ -76,14 +76,7 @@ def _commands() -> dict[str, list[str]]:
             f"{service}_service/gunicorn.conf.py",
             f"{service}_service.app:create_wsgi_app()",
         ]
-        commands[f"{service}-worker"] = [
-            "nice",
-            "-n",
-            "10",
-            sys.executable,
-            "-m",
-            f"{service}_service.worker",
-        ]
+        commands[f"{service}-worker"] = [sys.executable, "-m", f"{service}_service.worker"]
     return commands
 
 

@@ -13,8 +13,9 @@ from product_service.bootstrap import bootstrap
 from product_service.config import load_config
 from service_kit.broker import OutgoingMessage, open_broker
 from service_kit.consumer import consume
-from service_kit.events import MAX_DELIVERIES, Event, dead_letter_queue, new_event
+from service_kit.events import MAX_DELIVERIES, Event, dead_letter_queue
 from service_kit.spool_broker import SpoolBroker
+from tests.helpers import order_created
 
 QUEUE = "product-service.order-created"
 
@@ -23,20 +24,6 @@ QUEUE = "product-service.order-created"
 def products(service_env):
     service, infrastructure = bootstrap(load_config(service_env))
     return service, infrastructure
-
-
-def order_created(order_id: int, product_id: int, qty: int) -> Event:
-    return new_event(
-        "order.created",
-        {
-            "id": order_id,
-            "productId": product_id,
-            "qty": qty,
-            "totalPrice": qty,
-            "status": "PENDING",
-            "createdAt": "2026-11-21T10:00:00Z",
-        },
-    )
 
 
 def message(event: Event) -> OutgoingMessage:

@@ -18,6 +18,7 @@ from service_kit.db import create_engine_for
 from service_kit.errors import Conflict, DependencyUnavailable, NotFound, Unprocessable
 from service_kit.events import new_event, parse_event
 from service_kit.migrations import upgrade_to_head
+from tests.helpers import order_created
 
 
 @pytest.fixture
@@ -194,26 +195,12 @@ def test_bff_keeps_the_product_when_orders_are_unavailable(engines, cache):
     }
 
 
-def _order_created(order_id: int, product_id: int, qty: int):
-    return new_event(
-        "order.created",
-        {
-            "id": order_id,
-            "productId": product_id,
-            "qty": qty,
-            "totalPrice": qty,
-            "status": "PENDING",
-            "createdAt": "2026-11-21T10:00:00Z",
-        },
-    )
-
-
 def test_stock_is_reserved_once_and_never_goes_negative(engines, cache):
     products = product_service(engines, cache)
     product = products.create(name="Laptop Demo", price=10, qty=3)
     products.get(product["id"])  # cached with qty 3
-    first, second, third = (_order_created(i, product["id"], 2) for i in (1, 2, 3))
-    unknown = _order_created(4, 999, 1)
+    first, second, third = (order_created(i, product["id"], 2) for i in (1, 2, 3))
+    unknown = order_created(4, 999, 1)
     products.reserve_stock([first, second])
     products.reserve_stock([first, third, unknown])  # `first` again: ignored
     assert products.get(product["id"])["qty"] == 1  # 3 - 2, and the cache says so too
@@ -235,7 +222,7 @@ def test_stock_is_reserved_once_and_never_goes_negative(engines, cache):
 
 def test_order_created_is_logged_once_with_its_request_id(engines, cache, caplog):
     orders = order_service(engines, cache, StaticCatalog({}))
-    event = _order_created(5, 1, 2)
+    event = order_created(5, 1, 2)
     with caplog.at_level("INFO", logger="order_service.service"):
         orders.log_orders_created([event])
         orders.log_orders_created([event])  # delivered again
