@@ -60,13 +60,13 @@ class OrderRepository(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """A transaction: state changes, emitted events and applied-event ids commit together."""
+    """A transaction: state changes and applied-event ids commit together. (New orders and
+    their events are written by `NewOrders`, in group commits.)"""
 
     orders: OrderRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc_info: object) -> None: ...
-    def emit(self, event_type: str, data: dict[str, Any]) -> object: ...
     def first_time(self, events: Sequence[Event]) -> list[Event]: ...
 
 
