@@ -3,7 +3,19 @@ and worker count, read (and checked) from the environment before any worker star
 
 from typing import Any
 
+from gunicorn.glogging import Logger
+
 from service_kit.logs import logging_config
+
+
+class ServiceLogger(Logger):
+    """gunicorn's logger, but with `accesslog` unset there is no access line at all: gunicorn
+    itself still formats every request's line once a `logconfig_dict` is set (~6% of a worker
+    on POST /orders), only to drop it."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        if self.cfg.accesslog:
+            super().access(resp, req, environ, request_time)
 
 
 def web_settings(
@@ -23,6 +35,7 @@ def web_settings(
         "graceful_timeout": 5,
         "keepalive": 30,
         "logconfig_dict": logging_config(log_level),
+        "logger_class": "service_kit.gunicorn_settings.ServiceLogger",
         "accesslog": "-" if access_log else None,
         "access_log_format": '%(h)s "%(r)s" %(s)s %(b)sB %(M)sms',
     }

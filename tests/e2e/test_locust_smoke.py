@@ -15,7 +15,10 @@ from tests.throwaway import embedded_env, sqlite_databases
 
 @pytest.fixture
 def stack(tmp_path):
-    with running_stack(embedded_env(tmp_path, sqlite_databases(tmp_path)), tmp_path) as running:
+    # As `make bench` runs them: no access log line per request.
+    env = embedded_env(tmp_path, sqlite_databases(tmp_path))
+    env.update(PRODUCT_ACCESS_LOG="0", ORDER_ACCESS_LOG="0")
+    with running_stack(env, tmp_path) as running:
         yield running
 
 
@@ -59,3 +62,5 @@ def test_scenario_runs_and_reports(stack, tmp_path, scenario, options):
         total = next(row for row in csv.DictReader(stats) if row["Name"] == "Aggregated")
     assert int(total["Request Count"]) > 0 and int(total["Failure Count"]) == 0
     assert "<html" in Path(f"{report}.html").read_text()[:1000].lower()
+    for service in ("product", "order"):
+        assert "gunicorn.access" not in stack.log_of(service)

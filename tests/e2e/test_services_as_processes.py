@@ -106,6 +106,7 @@ def test_seed_flow(stack, products, orders):
     _problem(products.get(location), 404)
     # The BFF's call carried the caller's request id into order-service's log.
     assert "rid=e2e-bff-1" in stack.log_of("order")
+    assert 'gunicorn.access rid=e2e-bff-1 127.0.0.1 "GET /orders/product/' in stack.log_of("order")
 
 
 def test_order_of_unknown_product_asks_product_service(stack, orders):
