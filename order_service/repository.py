@@ -21,8 +21,14 @@ from sqlalchemy import (
 )
 
 from service_kit import outbox, request_id
-from service_kit.db import Money, UtcDateTime, multi_row_insert_ids_are_consecutive, utc_now
-from service_kit.events import new_event
+from service_kit.db import (
+    DedicatedConnection,
+    Money,
+    UtcDateTime,
+    multi_row_insert_ids_are_consecutive,
+    utc_now,
+)
+from service_kit.events import Event, new_event
 from service_kit.group_commit import GroupCommit
 from service_kit.unit_of_work import EventTables, SqlUnitOfWork
 
@@ -90,17 +96,6 @@ _MYSQL_INSERT_ORDER = (
 )
 
 
-def _mysql_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    # What Money and UtcDateTime would bind: exact cents, naive UTC.
-    return (
-        row["productId"],
-        row["qty"],
-        row["totalPrice"],
-        row["status"],
-        row["createdAt"].astimezone(datetime.UTC).replace(tzinfo=None),
-    )
-
-
 class GroupCommittedOrders:
     """New orders, each stored with its order.created event in one transaction that it shares
     with the other orders of this process arriving meanwhile (group commit): one commit, one
@@ -108,7 +103,8 @@ class GroupCommittedOrders:
 
     def __init__(self, engine: Engine, *, after_commit: Callable[[Sequence[Order]], None]) -> None:
         self._engine = engine
-        self._consecutive_ids: bool | None = None  # learnt at the first commit
+        self._driver = DedicatedConnection(engine)
+        self._through_driver: bool | None = None  # learnt at the first commit
         self._group: GroupCommit[tuple[Mapping[str, Any], str | None], Order] = GroupCommit(
             self._commit, after_commit=after_commit
         )
@@ -119,32 +115,42 @@ class GroupCommittedOrders:
     def _commit(self, items: Sequence[tuple[Mapping[str, Any], str | None]]) -> list[Order]:
         now = utc_now()
         rows = [{**fields, "createdAt": now} for fields, _ in items]
+        causes = [caused_by for _, caused_by in items]
+        if self._through_driver is None:
+            self._through_driver = multi_row_insert_ids_are_consecutive(self._engine)
+        if self._through_driver:
+            return self._commit_through_driver(rows, causes)
         with self._engine.begin() as connection:
-            created = [
-                {"id": order_id, **row}
-                for order_id, row in zip(self._insert(connection, rows), rows, strict=True)
-            ]
-            outbox.append(
-                connection,
-                event_tables.outbox,
-                *(
-                    new_event("order.created", order, caused_by=caused_by)
-                    for order, (_, caused_by) in zip(created, items, strict=True)
-                ),
-            )
+            created = []
+            for row in rows:
+                order_id = connection.execute(insert(orders).values(row)).inserted_primary_key[0]
+                created.append({"id": order_id, **row})
+            outbox.append(connection, event_tables.outbox, *_orders_created(created, causes))
         return created
 
-    def _insert(self, connection: Connection, rows: list[dict[str, Any]]) -> Sequence[int]:
-        if self._consecutive_ids is None:
-            self._consecutive_ids = multi_row_insert_ids_are_consecutive(self._engine)
-        if self._consecutive_ids and len(rows) > 1:
-            # The driver turns this into one multi-row INSERT (PyMySQL's executemany), whose
-            # first id is `lastrowid`; the statement is compiled once, not per batch size.
-            cursor = connection.connection.dbapi_connection.cursor()
-            cursor.executemany(_MYSQL_INSERT_ORDER, [_mysql_row(row) for row in rows])
+    def _commit_through_driver(
+        self, rows: list[dict[str, Any]], causes: list[str | None]
+    ) -> list[Order]:
+        """MySQL/MariaDB, the hot path: PyMySQL turns each executemany into one multi-row
+        INSERT, whose ids are consecutive from `lastrowid`."""
+        # What Money and UtcDateTime would bind: exact cents, naive UTC.
+        created_at = rows[0]["createdAt"].astimezone(datetime.UTC).replace(tzinfo=None)
+        with self._driver.transaction() as cursor:
+            cursor.executemany(
+                _MYSQL_INSERT_ORDER,
+                [
+                    (r["productId"], r["qty"], r["totalPrice"], r["status"], created_at)
+                    for r in rows
+                ],
+            )
             first = cursor.lastrowid
-            cursor.close()
-            return range(first, first + len(rows))
-        return [
-            connection.execute(insert(orders).values(row)).inserted_primary_key[0] for row in rows
-        ]
+            created = [{"id": first + n, **row} for n, row in enumerate(rows)]
+            outbox.append_through_driver(cursor, _orders_created(created, causes))
+        return created
+
+
+def _orders_created(created: Sequence[Order], causes: Sequence[str | None]) -> list[Event]:
+    return [
+        new_event("order.created", order, caused_by=caused_by)
+        for order, caused_by in zip(created, causes, strict=True)
+    ]

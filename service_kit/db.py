@@ -1,15 +1,20 @@
 """Database engines chosen by URL (SQLite file by default, MariaDB/MySQL through PyMySQL), and the
 column types both services need: exact money and UTC timestamps on every dialect."""
 
+import contextlib
 import datetime
 import decimal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, Numeric, String, create_engine, event, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from service_kit.errors import DependencyUnavailable
 
 
 def create_engine_for(url: str, *, pool_size: int = 10) -> Engine:
@@ -55,6 +60,43 @@ def multi_row_insert_ids_are_consecutive(engine: Engine) -> bool:
     with engine.connect() as connection:
         mode = connection.execute(text("SELECT @@innodb_autoinc_lock_mode")).scalar()
     return int(mode) <= 1
+
+
+class DedicatedConnection:
+    """One driver connection kept by one long-lived writer (the group committer): no pool
+    checkout, pre-ping or SQLAlchemy statement handling per transaction. A transaction that
+    fails drops the connection; the next one connects afresh, so an outage heals by itself."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Any = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A DBAPI cursor in a transaction, committed when the block ends; a lost database
+        is DependencyUnavailable (503)."""
+        dbapi = self._engine.dialect.loaded_dbapi
+        try:
+            if self._connection is None:
+                self._connection = self._engine.raw_connection()
+            cursor = self._connection.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+            self._connection.commit()
+        except BaseException as exc:
+            self._drop()
+            lost = (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError)
+            if isinstance(exc, lost):
+                raise DependencyUnavailable("the database is unreachable; retry later") from exc
+            raise
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.invalidate()
+            self._connection = None
 
 
 def ping(engine: Engine) -> None:

@@ -8,6 +8,7 @@
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -58,6 +59,14 @@ def append(connection: Connection, outbox: Table, *events: Event) -> None:
         insert(outbox),
         [{"eventId": event.id, "type": event.type, "body": event.to_json()} for event in events],
     )
+
+
+_MYSQL_INSERT_OUTBOX = "INSERT INTO outbox (eventId, type, body) VALUES (%s, %s, %s)"
+
+
+def append_through_driver(cursor: Any, events: Sequence[Event]) -> None:
+    """`append` on a MySQL/MariaDB driver cursor (PyMySQL): one multi-row INSERT."""
+    cursor.executemany(_MYSQL_INSERT_OUTBOX, [(e.id, e.type, e.to_json()) for e in events])
 
 
 def first_time(connection: Connection, inbox: Table, events: Sequence[Event]) -> list[Event]:

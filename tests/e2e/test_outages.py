@@ -1,4 +1,4 @@
-"""Outages of the real broker and cache, through a TCP proxy that the test cuts and restores
+"""Outages of the real broker, cache and database, through a TCP proxy that the test cuts and restores
 while the services (both web processes and both workers) keep running."""
 
 import time
@@ -24,9 +24,11 @@ def through(proxy: TcpProxy, url: str) -> str:
 def proxies(service_env):
     broker = urlsplit(service_env["BROKER_URL"])
     cache = urlsplit(service_env["REDIS_URL"])
+    database = urlsplit(service_env["ORDER_DATABASE_URL"])
     made = {
         "broker": TcpProxy(broker.hostname, broker.port),
         "cache": TcpProxy(cache.hostname, cache.port),
+        "order-database": TcpProxy(database.hostname, database.port),
     }
     yield made
     for proxy in made.values():
@@ -39,6 +41,7 @@ def stack(service_env, proxies, tmp_path):
         **service_env,
         "BROKER_URL": through(proxies["broker"], service_env["BROKER_URL"]),
         "REDIS_URL": through(proxies["cache"], service_env["REDIS_URL"]),
+        "ORDER_DATABASE_URL": through(proxies["order-database"], service_env["ORDER_DATABASE_URL"]),
     }
     with running_stack(env, tmp_path) as running:
         yield running
@@ -91,3 +94,30 @@ def test_reads_survive_a_cache_outage(stack, proxies):
     ready, _ = eventually(lambda: products.get("/ready").status_code == 200, within_s=10)
     assert ready
     products.close()
+
+
+def test_orders_answer_503_while_their_database_is_away_then_recover(stack, proxies):
+    products = httpx.Client(base_url=stack.product_url, timeout=10)
+    orders = httpx.Client(base_url=stack.order_url, timeout=20)
+    product = products.post("/products", json={"name": "DbOutage", "price": 2, "qty": 100}).json()
+    order = {"productId": product["id"], "qty": 1}
+    assert orders.post("/orders", json=order).status_code == 201
+    proxies["order-database"].cut()
+    for _ in range(5):  # the group committer's connection is gone, and so is every new one
+        refused = orders.post("/orders", json=order)
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert int(refused.headers["retry-after"]) > 0
+    proxies["order-database"].restore()
+    placed, _ = eventually(
+        lambda: (r := orders.post("/orders", json=order)).status_code == 201 and r.json(),
+        within_s=15,
+    )
+    assert placed, "order-service did not recover once its database was back"
+    confirmed, _ = eventually(
+        lambda: orders.get(f"/orders/{placed['id']}").json()["status"] == "CONFIRMED",
+        within_s=15,
+    )
+    assert confirmed
+    products.close()
+    orders.close()
