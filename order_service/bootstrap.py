@@ -25,6 +25,7 @@ def bootstrap(
     new_orders = GroupCommittedOrders(
         infrastructure.engine,
         after_commit=lambda orders: lists.invalidate(order["productId"] for order in orders),
+        linger_s=config.group_commit_linger_s,
     )
     service = OrderService(
         lambda: OrderUnitOfWork(infrastructure.engine), new_orders, catalog, catalog, lists

@@ -101,12 +101,18 @@ class GroupCommittedOrders:
     with the other orders of this process arriving meanwhile (group commit): one commit, one
     multi-row INSERT per table, for a whole batch."""
 
-    def __init__(self, engine: Engine, *, after_commit: Callable[[Sequence[Order]], None]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        after_commit: Callable[[Sequence[Order]], None],
+        linger_s: float = 0.0,
+    ) -> None:
         self._engine = engine
         self._driver = DedicatedConnection(engine)
         self._through_driver: bool | None = None  # learnt at the first commit
         self._group: GroupCommit[tuple[Mapping[str, Any], str | None], Order] = GroupCommit(
-            self._commit, after_commit=after_commit
+            self._commit, after_commit=after_commit, linger_s=linger_s
         )
 
     def add(self, fields: Mapping[str, Any]) -> Order:

@@ -4,11 +4,15 @@ A request hands its item to `submit` and waits; one committer (a greenlet under 
 gevent worker, where `threading` and `queue` are cooperative; a thread elsewhere) takes every
 item waiting, commits them together, runs `after_commit`, then wakes their requests. So each
 request still answers only once its own write is durable, but N requests cost one commit (one
-fsync) instead of N, and the per-statement work is shared too."""
+fsync) instead of N, and the per-statement work is shared too. The committer lingers a moment
+before each commit so that a batch gathers more than the requests that came in during the last
+commit (measured on POST /orders at 1000-2000 req/s: 2 ms cut the web worker's CPU per order
+by 15-20%, for 2 ms more latency)."""
 
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -37,8 +41,10 @@ class GroupCommit(Generic[Item, Result]):
         after_commit: Callable[[Sequence[Result]], None] = lambda results: None,
         max_batch: int = 500,
         wait_s: float = 10.0,
+        linger_s: float = 0.0,
     ) -> None:
         self._commit = commit
+        self._linger_s = linger_s
         self._after_commit = after_commit
         self._max_batch = max_batch
         self._wait_s = wait_s
@@ -70,6 +76,8 @@ class GroupCommit(Generic[Item, Result]):
     def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
+            if self._linger_s:
+                time.sleep(self._linger_s)
             while len(batch) < self._max_batch:
                 try:
                     batch.append(self._queue.get_nowait())

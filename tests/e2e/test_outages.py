@@ -1,5 +1,5 @@
-"""Outages of the real broker, cache and database, through a TCP proxy that the test cuts and restores
-while the services (both web processes and both workers) keep running."""
+"""Outages of the real broker, cache and database, through a TCP proxy that the test cuts and
+restores while the services (both web processes and both workers) keep running."""
 
 import time
 from urllib.parse import urlsplit, urlunsplit

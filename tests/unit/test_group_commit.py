@@ -2,6 +2,7 @@
 commit's failure), and each order's event carries the request id of the request that made it."""
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import select
@@ -37,6 +38,22 @@ def test_concurrent_submissions_are_committed_together():
         thread.join(5)
     assert results == {n: n * 10 for n in range(20)}
     assert sum(batches) == 20 and len(batches) < 20  # several requests per transaction
+
+
+def test_the_committer_lingers_to_gather_a_bigger_batch():
+    batches: list[list[int]] = []
+
+    def commit(items):
+        batches.append(list(items))
+        return items
+
+    group = GroupCommit(commit, linger_s=0.3)
+    first = threading.Thread(target=group.submit, args=(1,))
+    first.start()
+    time.sleep(0.1)  # the first is waiting for its commit already, and is not alone in it
+    assert group.submit(2) == 2
+    first.join(5)
+    assert batches == [[1, 2]]
 
 
 def test_a_failed_commit_reaches_every_waiter():
