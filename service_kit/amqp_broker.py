@@ -65,8 +65,11 @@ class AmqpBroker:
             if not self._in_transaction:
                 self._channel.tx_select()
                 self._in_transaction = True
+            # The channel's own basic_publish sends each message at once (a syscall apiece);
+            # its underlying channel only queues the frames, and tx_commit sends them all.
+            queue_frames = self._channel._impl.basic_publish
             for message in messages:
-                self._channel.basic_publish(
+                queue_frames(
                     events.EXCHANGE,
                     message.routing_key,
                     message.body,
