@@ -27,7 +27,7 @@ def main() -> None:
             connect, "order-service.product-changes", service.note_product_changes
         ),
     }
-    run_tasks("order-service worker", tasks)
+    run_tasks("order-service worker", tasks, nice=config.worker_nice)
 
 
 if __name__ == "__main__":

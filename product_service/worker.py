@@ -24,6 +24,7 @@ def main() -> None:
                 infrastructure.connect_broker, ORDERS_CREATED, service.reserve_stock
             ),
         },
+        nice=config.worker_nice,
     )
 
 

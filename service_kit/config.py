@@ -81,6 +81,7 @@ class ServiceConfig:
     port: int  # <S>_PORT
     database_url: str  # <S>_DATABASE_URL
     web_workers: int  # <S>_WEB_WORKERS
+    worker_nice: int  # <S>_WORKER_NICE: the worker process yields the CPU to the web workers
     db_pool_size: int  # <S>_DB_POOL_SIZE
     peer_url: str  # <P>_SERVICE_URL, default http://127.0.0.1:<P>_PORT
     peer_timeout_s: float  # <P>_SERVICE_TIMEOUT_MS
@@ -113,6 +114,7 @@ def load_service_config(
             env, f"{prefix}_DATABASE_URL", f"sqlite:///var/{service.lower()}.db"
         ),
         web_workers=env_int(env, f"{prefix}_WEB_WORKERS", 2, minimum=1, maximum=64),
+        worker_nice=env_int(env, f"{prefix}_WORKER_NICE", 19, minimum=0, maximum=19),
         db_pool_size=env_int(env, f"{prefix}_DB_POOL_SIZE", 10, minimum=1, maximum=200),
         peer_url=env_http_url(env, f"{peer_prefix}_SERVICE_URL", f"http://127.0.0.1:{peer_port}"),
         peer_timeout_s=env_int(

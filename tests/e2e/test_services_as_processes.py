@@ -1,12 +1,14 @@
 """The seed's flows against both services and both workers running as real processes, on the
 embedded defaults (SQLite, file cache, local spool) and on the real MariaDB, Redis and RabbitMQ."""
 
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from tests.e2e.processes import running_stack
@@ -107,6 +109,14 @@ def test_seed_flow(stack, products, orders):
     # The BFF's call carried the caller's request id into order-service's log.
     assert "rid=e2e-bff-1" in stack.log_of("order")
     assert 'gunicorn.access rid=e2e-bff-1 127.0.0.1 "GET /orders/product/' in stack.log_of("order")
+
+
+def test_workers_yield_the_cpu_to_the_web_workers(stack):
+    for name, process in stack.processes.items():
+        expected = 19 if name.endswith("-worker") else 0
+        assert psutil.Process(process.pid).nice() == expected, name
+        for thread in psutil.Process(process.pid).threads():  # each thread has its own on Linux
+            assert os.getpriority(os.PRIO_PROCESS, thread.id) == expected, name
 
 
 def test_order_of_unknown_product_asks_product_service(stack, orders):
