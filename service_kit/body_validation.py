@@ -58,6 +58,14 @@ ExactDraft4RequestValidator = extend(
 )
 
 
+def compile_body_schema(schema: dict) -> Callable[[Any], Any] | None:
+    """The schema compiled by fastjsonschema (raising JsonSchemaException on a body it rejects),
+    or None when it needs decimal arithmetic (`multipleOf`) and jsonschema checks it."""
+    if '"multipleOf"' in json.dumps(schema):
+        return None
+    return fastjsonschema.compile(schema, use_default=False)
+
+
 class ExactRequestBodyValidator(RequestBodyValidator):
     """Plugged in through `add_api(validator_map={"body": ...})`."""
 
@@ -66,9 +74,7 @@ class ExactRequestBodyValidator(RequestBodyValidator):
         self.validator = ExactDraft4RequestValidator(
             self.schema, format_checker=Draft4Validator.FORMAT_CHECKER
         )
-        self._compiled: Callable[[Any], Any] | None = None
-        if '"multipleOf"' not in json.dumps(self.schema):
-            self._compiled = fastjsonschema.compile(self.schema, use_default=False)
+        self._compiled = compile_body_schema(self.schema)
 
     def validate_schema(self, data: Any, url: str) -> None:
         if self._compiled is None:

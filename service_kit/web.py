@@ -11,6 +11,7 @@ from connexion.resolver import RelativeResolver
 
 from service_kit import exact_json, problems, request_id
 from service_kit.body_validation import ExactRequestBodyValidator
+from service_kit.fast_path import FastPathFlaskApi
 from service_kit.health import Check
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
@@ -25,9 +26,13 @@ def create_service_app(
     components: dict[str, Any],
     readiness_checks: dict[str, Check],
     validate_responses: bool = False,
+    fast_path: bool = True,
 ) -> connexion.FlaskApp:
-    """The service's Connexion app; handlers reach `components` through `component(name)`."""
+    """The service's Connexion app; handlers reach `components` through `component(name)`.
+    `fast_path`: see service_kit/fast_path.py (off only to compare the two paths)."""
     app = connexion.FlaskApp(import_name, specification_dir=str(SPEC_DIR))
+    if fast_path:
+        app.api_cls = FastPathFlaskApi
     flask_app = app.app
     flask_app.url_map.converters["int"] = _AnyPathSegment
     flask_app.json = exact_json.ExactJSONProvider(flask_app)

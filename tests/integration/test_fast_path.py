@@ -1,0 +1,99 @@
+"""POST /orders's fast path (service_kit/fast_path.py): well-formed requests skip Connexion's
+pipeline, every other request takes it, and both paths answer alike."""
+
+import flask
+import pytest
+
+from service_kit import fast_path
+from service_kit.fast_path import FastPathFlaskApi
+from tests.helpers import assert_problem
+from tests.integration.stack import build_stack, new_product
+
+
+@pytest.fixture
+def pipeline_requests(monkeypatch):
+    """The order-service requests that went through Connexion's pipeline (product-service
+    answers order-service's price lookups in the same process)."""
+    seen: list[str] = []
+    get_request = FastPathFlaskApi.get_request.__func__
+
+    def counting(cls, *args, **kwargs):  # noqa: ANN001, ANN202
+        if flask.request.path.startswith("/orders"):
+            seen.append(flask.request.full_path)
+        return get_request(cls, *args, **kwargs)
+
+    monkeypatch.setattr(FastPathFlaskApi, "get_request", classmethod(counting))
+    return seen
+
+
+@pytest.fixture
+def stack(service_env):
+    return build_stack(service_env)
+
+
+@pytest.fixture
+def product(stack):
+    return new_product(stack.product.test_client(), price=1500, qty=50)
+
+
+# Requests that the pipeline answers; with the status it answers them with.
+NOT_PLAIN = [
+    ({"json": {"qty": 1}}, 400),  # no productId
+    ({"json": {"productId": 1, "qty": 0}}, 400),
+    ({"json": {"productId": 1, "qty": 1, "note": "x"}}, 400),
+    ({"json": {"productId": "1", "qty": 1}}, 400),
+    ({"json": [1]}, 400),
+    ({"data": "{", "content_type": "application/json"}, 400),
+    ({"data": "productId=1", "content_type": "text/plain"}, 415),
+    ({"json": {"productId": 1, "qty": 1}, "query_string": {"qty": "2"}}, 400),
+]
+
+
+def test_well_formed_orders_skip_connexions_pipeline(stack, product, pipeline_requests):
+    orders = stack.order.test_client()
+    for headers in ({}, {"X-Request-ID": "fast-1"}):
+        response = orders.post(
+            "/orders", json={"productId": product["id"], "qty": 1}, headers=headers
+        )
+        assert response.status_code == 201, response.get_data(as_text=True)
+        assert response.headers["Location"] == f"/orders/{response.get_json()['id']}"
+    assert response.headers["X-Request-ID"] == "fast-1"
+    assert pipeline_requests == []
+    # The use case's own refusals are answered from the fast path too, as problem+json.
+    assert_problem(orders.post("/orders", json={"productId": product["id"], "qty": 51}), 409)
+    assert_problem(orders.post("/orders", json={"productId": 2147483000, "qty": 1}), 422)
+    assert pipeline_requests == []
+
+
+@pytest.mark.parametrize(("request_options", "status"), NOT_PLAIN)
+def test_other_requests_take_connexions_pipeline(stack, pipeline_requests, request_options, status):
+    response = stack.order.test_client().post("/orders", **request_options)
+    assert_problem(response, status)
+    assert len(pipeline_requests) == 1
+
+
+def test_both_paths_answer_alike(service_env, monkeypatch):
+    fast = build_stack(service_env)
+    monkeypatch.setattr(fast_path, "_suits_fast_path", lambda operation: None)
+    pipeline_only = build_stack(service_env)
+    product = new_product(fast.product.test_client(), price=1500, qty=50)
+    cases = [
+        ({"json": {"productId": product["id"], "qty": 2}}, 201),
+        ({"json": {"productId": product["id"], "qty": 51}}, 409),
+        ({"json": {"productId": 2147483000, "qty": 1}}, 422),
+        *NOT_PLAIN,
+    ]
+    for options, status in cases:
+        answers = [
+            stack.order.test_client().post("/orders", headers={"X-Request-ID": "same"}, **options)
+            for stack in (fast, pipeline_only)
+        ]
+        assert [answer.status_code for answer in answers] == [status, status]
+        headers = [dict(answer.headers) for answer in answers]
+        bodies = [answer.get_json(force=True) for answer in answers]
+        if status == 201:
+            for header, body in zip(headers, bodies, strict=True):
+                assert header.pop("Location") == f"/orders/{body.pop('id')}"
+                body.pop("createdAt")
+        assert headers[0] == headers[1]
+        assert bodies[0] == bodies[1]
