@@ -1,0 +1,19 @@
+"""What gunicorn is told, and the hook it runs in every web worker."""
+
+import gc
+
+from service_kit.gunicorn_settings import settle_garbage_collector, web_settings
+
+
+def test_web_workers_settle_the_collector_after_loading_the_app():
+    settings = web_settings(port=4000, workers=2, access_log=False)
+    assert settings["post_worker_init"] is settle_garbage_collector
+    assert settings["accesslog"] is None and settings["worker_class"] == "gevent_pywsgi"
+    threshold = gc.get_threshold()
+    try:
+        settle_garbage_collector()
+        assert gc.get_freeze_count() > 0  # what was loaded is out of the collector's sight
+        assert gc.get_threshold()[0] > threshold[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
