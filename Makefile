@@ -10,7 +10,7 @@ PRODUCT_PORT ?= 3000
 ORDER_PORT ?= 4000
 export PRODUCT_PORT ORDER_PORT
 
-.PHONY: run test migrate generate lint format clean bench bench-relay contract browser locust
+.PHONY: run test migrate generate lint format clean bench bench-relay contract browser locust locust-stack
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ locust: $(INSTALLED)
 		--csv perf/reports/locust-$(SCENARIO) --html perf/reports/locust-$(SCENARIO).html
 
 # The outbox relay's durable publishing rate on the real MariaDB + RabbitMQ of this machine.
+# The same scenario against the real stack started for it on this machine's MariaDB, Redis and
+# RabbitMQ (as make bench does); reports in perf/reports/.
+locust-stack: $(INSTALLED)
+	$(BIN)/python -m perf.locust_stack $(SCENARIO) --run-time $(LOCUST_TIME)
+
 bench-relay: $(INSTALLED)
 	$(BIN)/python perf/relay_benchmark.py
 

@@ -21,10 +21,8 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -32,12 +30,10 @@ import psutil
 import pymysql
 
 from perf import openloop
-from tests import throwaway
-from tests.e2e.processes import ROOT, free_port, running_stack, stop
+from perf.real_stack import ACCESS_LOG, real_stack
+from tests.e2e.processes import ROOT, free_port, stop
 
 REPORTS = ROOT / "perf" / "reports"
-# Measured without gunicorn's line per request, the ceiling too (it costs ~8% of a worker).
-ACCESS_LOG = {"PRODUCT_ACCESS_LOG": "0", "ORDER_ACCESS_LOG": "0"}
 P99_LIMIT_MS = 50.0
 
 
@@ -213,13 +209,8 @@ def main() -> None:
     print(f"MariaDB: {figures['durability']}", flush=True)
     figures["ceiling"] = measure_ceiling(args.step_seconds / 2, rates["ceiling"])
 
-    with ExitStack() as stack:
-        folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        databases = stack.enter_context(throwaway.mysql_databases())
-        broker = stack.enter_context(throwaway.rabbitmq_vhost())
-        env = throwaway.embedded_env(folder, databases)
-        env.update(REDIS_URL=throwaway.redis_database(), BROKER_URL=broker, **ACCESS_LOG)
-        services = stack.enter_context(running_stack(env, folder, validate_responses=False))
+    with real_stack() as stack:
+        services, databases = stack.services, stack.databases
         stock = 10**9
         product = httpx.post(
             f"{services.product_url}/products", json={"name": "Bench", "price": 1500, "qty": stock}
