@@ -29,6 +29,10 @@ class TcpProxy:
     def cut(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
+            # close() alone leaves an accept() in progress listening for one more connection;
+            # shutdown() ends it at once (Linux).
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         with self._lock:
             sockets, self._open = self._open, set()
