@@ -17,6 +17,9 @@ def main() -> None:
     connect = infrastructure.connect_broker
     tasks: dict[str, Task] = {
         "outbox-relay": infrastructure.relay(event_tables.outbox).run,
+        "inbox-pruner": infrastructure.inbox_pruner(
+            event_tables.inbox, config.inbox_retention_s
+        ).run,
         "log-orders-created": consumer_task(
             connect, "order-service.order-created-log", service.log_orders_created
         ),

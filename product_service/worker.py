@@ -20,6 +20,9 @@ def main() -> None:
         "product-service worker",
         {
             "outbox-relay": infrastructure.relay(event_tables.outbox).run,
+            "inbox-pruner": infrastructure.inbox_pruner(
+                event_tables.inbox, config.inbox_retention_s
+            ).run,
             "reserve-stock": consumer_task(
                 infrastructure.connect_broker, ORDERS_CREATED, service.reserve_stock
             ),

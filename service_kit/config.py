@@ -91,6 +91,7 @@ class ServiceConfig:
     redis_url: str | None  # REDIS_URL; unset: a file-system cache in cache_dir
     cache_dir: str  # $CACHE_DIR/<service>, CACHE_DIR defaulting to var/cache
     cache_ttl_s: int  # <S>_CACHE_TTL_S
+    inbox_retention_s: int  # <S>_INBOX_RETENTION_H: applied-event ids kept this long
     broker_url: str  # BROKER_URL: amqp://… (RabbitMQ) or sqlite:///… (the local spool)
 
 
@@ -132,6 +133,8 @@ def load_service_config(
         redis_url=env_redis_url(env, "REDIS_URL"),
         cache_dir=f"{env.get('CACHE_DIR') or 'var/cache'}/{service.lower()}",
         cache_ttl_s=env_int(env, f"{prefix}_CACHE_TTL_S", 60, minimum=1, maximum=86_400),
+        inbox_retention_s=env_int(env, f"{prefix}_INBOX_RETENTION_H", 168, minimum=1, maximum=8760)
+        * 3600,
         broker_url=env_broker_url(env, "BROKER_URL", "sqlite:///var/events.db"),
     )
 

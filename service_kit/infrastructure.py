@@ -11,7 +11,7 @@ from service_kit.cache import SafeCache, open_cache
 from service_kit.config import ServiceConfig
 from service_kit.db import create_engine_for, ping
 from service_kit.health import Check
-from service_kit.outbox import OutboxRelay
+from service_kit.outbox import InboxPruner, OutboxRelay
 
 
 @dataclass
@@ -29,6 +29,9 @@ class Infrastructure:
 
     def relay(self, outbox: Table) -> OutboxRelay:
         return OutboxRelay(self.engine, outbox, self.connect_broker)
+
+    def inbox_pruner(self, inbox: Table, retention_s: float) -> InboxPruner:
+        return InboxPruner(self.engine, inbox, retention_s=retention_s)
 
     def _ping_broker(self) -> None:
         broker = self.connect_broker()

@@ -36,3 +36,8 @@ def create_event_tables(op: Any) -> None:
     metadata = MetaData()
     for table in (outbox_table(metadata), inbox_table(metadata)):
         table.create(bind=op.get_bind())
+
+
+def index_inbox_by_time(op: Any) -> None:
+    """The index the inbox pruner deletes by (see `service_kit.outbox.InboxPruner`)."""
+    op.create_index("ix_inbox_processedAt", "inbox", ["processedAt"])

@@ -3,8 +3,11 @@
 - `outbox`: events written in the same transaction as the state change they announce; the relay
   publishes them in id order, in batches, and deletes them once the broker holds them.
 - `inbox`: ids of the events a service has applied, written in the same transaction as their
-  effect, so a redelivered event changes nothing."""
+  effect, so a redelivered event changes nothing. Rows older than the retention are pruned
+  (`InboxPruner`): three rows per order would otherwise grow the table, and its random-UUID
+  primary key, without end."""
 
+import datetime
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -45,6 +48,7 @@ def outbox_table(metadata: MetaData) -> Table:
 
 
 def inbox_table(metadata: MetaData) -> Table:
+    # Migration 0003 of each service indexes processedAt, for the pruner.
     return Table(
         "inbox",
         metadata,
@@ -140,3 +144,56 @@ class OutboxRelay:
                 _log.exception("relay: failed; retrying in %.1fs", backoff.delay)
                 stop.wait(backoff.next())
         close_quietly(broker)
+
+
+class InboxPruner:
+    """Deletes inbox rows older than `retention_s`, a chunk per transaction, every `every_s`.
+    The first pass waits `first_after_s` after start: events that were applied but not acked
+    before a long worker outage come back when it restarts, and must still find their rows."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        inbox: Table,
+        *,
+        retention_s: float,
+        first_after_s: float = 600,
+        every_s: float = 60,
+        chunk: int = 5000,
+    ) -> None:
+        self._engine = engine
+        self._inbox = inbox
+        self._retention = datetime.timedelta(seconds=retention_s)
+        self._first_after_s = first_after_s
+        self._every_s = every_s
+        self._chunk = chunk
+
+    def prune_once(self) -> int:
+        """How many rows were deleted."""
+        cutoff = utc_now() - self._retention
+        oldest = (
+            select(self._inbox.c.eventId)
+            .where(self._inbox.c.processedAt < cutoff)
+            .limit(self._chunk)
+        )
+        deleted = 0
+        while True:
+            with self._engine.begin() as connection:
+                ids = connection.execute(oldest).scalars().all()
+                if ids:
+                    connection.execute(delete(self._inbox).where(self._inbox.c.eventId.in_(ids)))
+            deleted += len(ids)
+            if len(ids) < self._chunk:
+                return deleted
+
+    def run(self, stop: threading.Event) -> None:
+        if stop.wait(self._first_after_s):
+            return
+        while True:
+            try:
+                if deleted := self.prune_once():
+                    _log.info("inbox: %d rows older than %s pruned", deleted, self._retention)
+            except Exception:
+                _log.exception("inbox: pruning failed; trying again in %.0fs", self._every_s)
+            if stop.wait(self._every_s):
+                return
