@@ -23,6 +23,24 @@ def test_datetimes_are_utc_rfc3339():
 
 
 @pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (decimal.Decimal("1500.00"), "1500.00"),
+        (decimal.Decimal("1E+3"), "1E+3"),
+        (2**70, "1180591620717411303424"),  # beyond orjson's 64 bits: the fallback writes it
+        ("añ€", '"añ€"'),
+    ],
+)
+def test_numbers_and_text_are_written_as_they_are(value, text):
+    assert exact_json.dumps({"v": value}) == f'{{"v":{text}}}'
+
+
+def test_a_decimal_with_no_number_is_not_written():
+    with pytest.raises(ValueError):
+        exact_json.dumps({"v": decimal.Decimal("NaN")})
+
+
+@pytest.mark.parametrize(
     "text", ['{"a": NaN}', '{"a": Infinity}', '{"a": "\\udc00"}', "{", "[" * 100_000]
 )
 def test_unusable_json_is_rejected(text):
