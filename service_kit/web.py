@@ -11,7 +11,7 @@ from connexion.resolver import RelativeResolver
 
 from service_kit import exact_json, problems, request_id
 from service_kit.body_validation import ExactRequestBodyValidator
-from service_kit.fast_path import FastPathFlaskApi
+from service_kit.fast_path import FastPath, FastPathFlaskApi
 from service_kit.health import Check
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
@@ -49,6 +49,8 @@ def create_service_app(
         options={"swagger_ui": True},
     )
     _repair_swagger_ui_home(flask_app, api)
+    if fast_path and api.fast_routes:
+        flask_app.wsgi_app = FastPath(flask_app, api)
     flask_app.extensions.update(components)
     flask_app.extensions["readiness_checks"] = readiness_checks
     return app

@@ -1,5 +1,5 @@
-"""POST /orders's fast path (service_kit/fast_path.py): well-formed requests skip Connexion's
-pipeline, every other request takes it, and both paths answer alike."""
+"""POST /orders's fast path (service_kit/fast_path.py): well-formed requests skip Flask and
+Connexion's pipeline, every other request takes it, and both paths answer alike."""
 
 import flask
 import pytest
@@ -8,6 +8,8 @@ from service_kit import fast_path
 from service_kit.fast_path import FastPathFlaskApi
 from tests.helpers import assert_problem
 from tests.integration.stack import build_stack, new_product
+
+JSON = "application/json"
 
 
 @pytest.fixture
@@ -46,6 +48,7 @@ NOT_PLAIN = [
     ({"data": "{", "content_type": "application/json"}, 400),
     ({"data": "productId=1", "content_type": "text/plain"}, 415),
     ({"json": {"productId": 1, "qty": 1}, "query_string": {"qty": "2"}}, 400),
+    ({"data": '{"productId": 1, "qty": 1, "x": "' + "y" * 2**20 + '"}', "content_type": JSON}, 413),
 ]
 
 
@@ -65,6 +68,28 @@ def test_well_formed_orders_skip_connexions_pipeline(stack, product, pipeline_re
     assert pipeline_requests == []
 
 
+def test_a_media_type_parameter_keeps_the_fast_path(stack, product, pipeline_requests):
+    body = f'{{"productId": {product["id"]}, "qty": 1}}'
+    response = stack.order.test_client().post(
+        "/orders", data=body, content_type="application/json; charset=utf-8"
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert pipeline_requests == []
+
+
+def test_the_fast_paths_answers_are_checked_against_the_spec(
+    stack, product, monkeypatch, pipeline_requests
+):
+    # With response validation on (as in every test), an answer the spec does not allow is a
+    # 500 problem on the fast path too.
+    monkeypatch.setattr("order_service.api.created", lambda order, location: ({"id": "x"}, 201, {}))
+    response = stack.order.test_client().post(
+        "/orders", json={"productId": product["id"], "qty": 1}
+    )
+    assert_problem(response, 500)
+    assert pipeline_requests == []
+
+
 @pytest.mark.parametrize(("request_options", "status"), NOT_PLAIN)
 def test_other_requests_take_connexions_pipeline(stack, pipeline_requests, request_options, status):
     response = stack.order.test_client().post("/orders", **request_options)
@@ -74,7 +99,7 @@ def test_other_requests_take_connexions_pipeline(stack, pipeline_requests, reque
 
 def test_both_paths_answer_alike(service_env, monkeypatch):
     fast = build_stack(service_env)
-    monkeypatch.setattr(fast_path, "_suits_fast_path", lambda operation: None)
+    monkeypatch.setattr(fast_path, "_suits_fast_path", lambda *_: None)
     pipeline_only = build_stack(service_env)
     product = new_product(fast.product.test_client(), price=1500, qty=50)
     cases = [
@@ -95,5 +120,5 @@ def test_both_paths_answer_alike(service_env, monkeypatch):
             for header, body in zip(headers, bodies, strict=True):
                 assert header.pop("Location") == f"/orders/{body.pop('id')}"
                 body.pop("createdAt")
-        assert headers[0] == headers[1]
-        assert bodies[0] == bodies[1]
+        assert headers[0] == headers[1], options
+        assert bodies[0] == bodies[1], options
