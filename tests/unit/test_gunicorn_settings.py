@@ -8,7 +8,10 @@ from service_kit.gunicorn_settings import settle_garbage_collector, web_settings
 def test_web_workers_settle_the_collector_after_loading_the_app():
     settings = web_settings(port=4000, workers=2, access_log=False)
     assert settings["post_worker_init"] is settle_garbage_collector
-    assert settings["accesslog"] is None and settings["worker_class"] == "gevent_pywsgi"
+    assert (
+        settings["accesslog"] is None
+        and settings["worker_class"] == "service_kit.gevent_worker.Worker"
+    )
     threshold = gc.get_threshold()
     try:
         settle_garbage_collector()

@@ -1,0 +1,68 @@
+"""The web workers' reading of request headers gives what gevent's own reading gives."""
+
+import io
+
+import pytest
+from gevent import pywsgi
+
+from service_kit.gevent_worker import PlainHeaders, read_headers
+
+PLAIN = [
+    b"Host: a\r\nContent-Type: application/json\r\nContent-Length: 23\r\n\r\n",
+    b"Host:a\r\nX-A:  spaced  \r\nx-a: second\r\n\r\n",  # repeated names: the first counts
+    b"Host: a\nX: b\n\n",
+    b"Host: a\r\nX: caf\xe9\r\n\r\n",
+    b"Host: a\r\nEmpty:\r\n\r\n",
+    b"\r\n",
+]
+UNUSUAL = [
+    b"Host: a\r\nX: folded\r\n  more\r\n\r\n",
+    b"Host: a\r\nno colon\r\n\r\n",
+    b"Bad Name: x\r\n\r\n",
+    b"Host: a\r\nX: b",  # the stream ends inside the headers
+    b"Host: a\r\nX: b\rc\r\n\r\n",
+    b"Host: a\r\nX: " + b"y" * 70_000 + b"\r\n\r\n",  # longer than http.client allows
+]
+NAMES = ["host", "HOST", "x", "x-a", "content-type", "content-length", "empty", "absent"]
+
+
+def answers(headers):  # noqa: ANN001, ANN201
+    return (
+        headers.status,
+        list(headers.headers),
+        [headers.get(name) for name in NAMES],
+        [headers.getheader(name, "default") for name in NAMES],
+        headers.typeheader,
+        list(headers.items()),
+    )
+
+
+@pytest.mark.parametrize("block", PLAIN + UNUSUAL)
+def test_headers_read_as_gevent_reads_them(block):
+    ours = read_headers(io.BytesIO(block + b"body"))
+    assert answers(ours) == answers(pywsgi.headers_factory(io.BytesIO(block + b"body")))
+    assert isinstance(ours, PlainHeaders) is (block in PLAIN)
+
+
+def test_the_body_is_left_in_the_stream():
+    stream = io.BytesIO(PLAIN[0] + b'{"productId":1,"qty":1}')
+    read_headers(stream)
+    assert stream.read() == b'{"productId":1,"qty":1}'
+
+
+def test_a_chunked_request_loses_its_content_length_as_in_gevent():
+    block = b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\nHost: a\r\n\r\n"
+    ours, theirs = read_headers(io.BytesIO(block)), pywsgi.headers_factory(io.BytesIO(block))
+    del ours["content-length"]
+    del theirs["content-length"]
+    assert answers(ours) == answers(theirs)
+    assert ours.get("Content-Length") is None
+
+
+def test_more_than_a_hundred_headers_are_refused_as_in_gevent():
+    block = b"".join(b"X-%d: y\r\n" % n for n in range(101)) + b"\r\n"
+    with pytest.raises(Exception) as ours:
+        read_headers(io.BytesIO(block))
+    with pytest.raises(Exception) as theirs:
+        pywsgi.headers_factory(io.BytesIO(block))
+    assert type(ours.value) is type(theirs.value)
