@@ -14,7 +14,8 @@ import orjson
 import simplejson
 from flask.json.provider import DefaultJSONProvider
 
-_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME  # datetimes go through _default: UTC, "Z"
+# Datetimes go through _default (UTC, "Z"); keys may be str subclasses (SQLAlchemy row keys).
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 _DECODER = simplejson.JSONDecoder(parse_float=decimal.Decimal, allow_nan=False)
 
 
