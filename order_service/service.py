@@ -117,14 +117,15 @@ class OrderService:
         return page
 
     def settle_orders(self, stock_results: Sequence[Event]) -> None:
-        """stock.reserved → CONFIRMED, stock.rejected → REJECTED; only from PENDING, once."""
+        """stock.reserved → CONFIRMED, stock.rejected → REJECTED; only from PENDING, so once.
+        That condition makes a redelivered result change nothing: no inbox row is needed (it
+        cost a SELECT and a row per event, ~2,000 rows/s at 2000 orders/s)."""
         with self._unit_of_work() as uow:
-            new = uow.first_time(stock_results)
             for status, kind in ((CONFIRMED, "stock.reserved"), (REJECTED, "stock.rejected")):
-                order_ids = [event.data["orderId"] for event in new if event.type == kind]
+                order_ids = [event.data["orderId"] for event in stock_results if event.type == kind]
                 if order_ids:
                     uow.orders.settle(order_ids, status, from_status=PENDING)
-        self._lists.invalidate(event.data["productId"] for event in new)
+        self._lists.invalidate(event.data["productId"] for event in stock_results)
 
     def log_orders_created(self, orders_created: Sequence[Event]) -> None:
         """One log line per order, also when the broker delivers an event again."""
