@@ -185,7 +185,7 @@ def test_malformed_requests_over_real_sockets(products, orders):
 
 def test_unusual_request_headers_over_real_sockets(stack):
     host, port = stack.order_url.removeprefix("http://").split(":")
-    body = b'{"productId": 1, "qty": 1}'
+    body = b'{"productId": 2147483000, "qty": 1}'  # no such product
 
     def status_of(head: bytes) -> bytes:
         with socket.create_connection((host, int(port)), timeout=5) as connection:
