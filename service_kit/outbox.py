@@ -102,7 +102,7 @@ class OutboxRelay:
         connect: Callable[[], Broker],
         *,
         batch_size: int = 500,
-        idle_wait_s: float = 0.1,  # between polls of an empty outbox; bigger batches after
+        idle_wait_s: float = 0.2,  # between polls of an empty outbox; bigger batches after
     ) -> None:
         self._engine = engine
         self._outbox = outbox
