@@ -1,5 +1,6 @@
-"""POST /orders's fast path (service_kit/fast_path.py): well-formed requests skip Flask and
-Connexion's pipeline, every other request takes it, and both paths answer alike."""
+"""The fast path (service_kit/fast_path.py) of POST /orders, GET /orders/{id} and
+GET /products/{id}: well-formed requests skip Flask and Connexion's pipeline, every other
+request takes it, and both paths answer alike."""
 
 import flask
 import pytest
@@ -14,14 +15,12 @@ JSON = "application/json"
 
 @pytest.fixture
 def pipeline_requests(monkeypatch):
-    """The order-service requests that went through Connexion's pipeline (product-service
-    answers order-service's price lookups in the same process)."""
+    """The requests that went through Connexion's pipeline."""
     seen: list[str] = []
     get_request = FastPathFlaskApi.get_request.__func__
 
     def counting(cls, *args, **kwargs):  # noqa: ANN001, ANN202
-        if flask.request.path.startswith("/orders"):
-            seen.append(flask.request.full_path)
+        seen.append(flask.request.full_path)
         return get_request(cls, *args, **kwargs)
 
     monkeypatch.setattr(FastPathFlaskApi, "get_request", classmethod(counting))
@@ -99,7 +98,7 @@ def test_other_requests_take_connexions_pipeline(stack, pipeline_requests, reque
 
 def test_both_paths_answer_alike(service_env, monkeypatch):
     fast = build_stack(service_env)
-    monkeypatch.setattr(fast_path, "_suits_fast_path", lambda *_: None)
+    monkeypatch.setattr(fast_path, "_fast_path_inputs", lambda *_: None)
     pipeline_only = build_stack(service_env)
     product = new_product(fast.product.test_client(), price=1500, qty=50)
     cases = [
@@ -122,3 +121,56 @@ def test_both_paths_answer_alike(service_env, monkeypatch):
                 body.pop("createdAt")
         assert headers[0] == headers[1], options
         assert bodies[0] == bodies[1], options
+
+
+# GET requests by path: (service, path, status, whether the fast path answers it).
+GETS = [
+    ("product", "/products/{product}", 200, True),
+    ("product", "/products/2147483000", 404, True),
+    ("product", "/products/0", 400, False),  # below the minimum
+    ("product", "/products/2147483648", 400, False),  # above the maximum
+    ("product", "/products/abc", 400, False),
+    ("product", "/products/{product}?fields=x", 400, False),
+    ("order", "/orders/{order}", 200, True),
+    ("order", "/orders/9223372036854775807", 404, True),
+    ("order", "/orders/-1", 400, False),
+    ("order", "/orders/1.5", 400, False),
+    ("order", "/orders/99999999999999999999", 400, False),
+]
+
+
+@pytest.fixture
+def order(stack, product):
+    response = stack.order.test_client().post(
+        "/orders", json={"productId": product["id"], "qty": 1}
+    )
+    return response.get_json()
+
+
+@pytest.mark.parametrize(("service", "path", "status", "fast"), GETS)
+def test_which_reads_take_the_fast_path(
+    stack, product, order, pipeline_requests, service, path, status, fast
+):
+    url = path.format(product=product["id"], order=order["id"])
+    response = getattr(stack, service).test_client().get(url)
+    assert response.status_code == status, response.get_data(as_text=True)
+    if status != 200:
+        assert_problem(response, status)
+    assert len(pipeline_requests) == (0 if fast else 1)
+
+
+def test_both_paths_read_alike(service_env, monkeypatch):
+    fast = build_stack(service_env)
+    monkeypatch.setattr(fast_path, "_fast_path_inputs", lambda *_: None)
+    pipeline_only = build_stack(service_env)
+    product = new_product(fast.product.test_client(), price=1500, qty=50)
+    order = fast.order.test_client().post("/orders", json={"productId": product["id"], "qty": 1})
+    for service, path, status, _ in GETS:
+        url = path.format(product=product["id"], order=order.get_json()["id"])
+        answers = [
+            getattr(stack, service).test_client().get(url, headers={"X-Request-ID": "same"})
+            for stack in (fast, pipeline_only)
+        ]
+        assert [answer.status_code for answer in answers] == [status, status], url
+        assert dict(answers[0].headers) == dict(answers[1].headers), url
+        assert answers[0].get_data() == answers[1].get_data(), url
