@@ -86,7 +86,7 @@ def _fast_path_inputs(
     for parameter in operation.parameters:
         schema = parameter.get("schema", {})
         if parameter.get("in") == "path" and method == "GET" and schema.get("type") == "integer":
-            if set(schema) - {"type", "minimum", "maximum"}:
+            if set(schema) - {"type", "minimum", "maximum"} or not parameter["name"].isidentifier():
                 return None  # e.g. a format, which fastjsonschema does not check on numbers
             path_parameters[parameter["name"]] = fastjsonschema.compile(schema)
         elif parameter.get("in") != "header" or schema != {"type": "string"}:

@@ -4,8 +4,8 @@ gevent's WSGI server reads headers with `http.client.parse_headers`, which runs 
 `email` package's parser over them: ~15% of a web worker's CPU on POST /orders at 2000 req/s.
 Here, header blocks made only of plain `Name: value` lines (the ones clients send) are split
 directly, with the same result; any other block (folded lines, a line without a name, bytes the
-`email` parser treats specially, no blank line at the end) still goes to `parse_headers`, and
-the limits on line length and header count are http.client's own.
+`email` parser treats specially, no blank line at the end) still goes through the `email`
+parser as before, and the limits on line length and header count are http.client's own.
 
 With the access log on, a request that gevent refuses before it has a WSGI environ is no longer
 a traceback in the log (gunicorn's access line needs that environ)."""
