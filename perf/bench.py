@@ -7,7 +7,8 @@ an open-loop generator (perf/openloop.py):
 1. the ceiling: a bare Flask endpoint on the same gunicorn settings, no I/O;
 2. POST /orders: the offered rate stepped up; the highest rate with p99 <= 50 ms and no error
    is then held for 60 s (the next lower one if it does not hold; web worker RSS and every
-   process's CPU per order measured meanwhile);
+   process's CPU per order measured meanwhile). Each step and hold starts once every earlier
+   order is settled, and a hold counts only if its orders are all settled within 30 s after it;
 3. GET /products/{id} served from the cache;
 4. after the load: how long until every order is settled, and the accounting — orders stored
    = 201s returned, events applied = orders, stock decremented by exactly the ordered total.
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -41,9 +43,19 @@ def passes(result: openloop.Result, expected: int) -> bool:
     return result.failed(expected) == 0 and result.percentile(99) <= P99_LIMIT_MS
 
 
-def step_up(url: str, rates: list[int], seconds: float, expected: int, **request) -> list[dict]:
+def step_up(
+    url: str,
+    rates: list[int],
+    seconds: float,
+    expected: int,
+    *,
+    settle: Callable[[], object] = lambda: None,
+    **request,
+) -> list[dict]:
+    """Each rate for `seconds`, up to the first that fails; `settle` runs before each step."""
     steps = []
     for rate in rates:
+        settle()
         result = openloop.run(url, rate=rate, seconds=seconds, **request)
         summary = {**result.summary(), "passed": passes(result, expected)}
         steps.append(summary)
@@ -183,6 +195,18 @@ def count(database_url: str, query: str) -> int:
         connection.close()
 
 
+PENDING = "SELECT COUNT(*) FROM orders WHERE status = 'PENDING'"
+SETTLE_LIMIT_S = 30.0  # every order CONFIRMED or REJECTED within this after the load stops
+
+
+def seconds_to_settle(order_database: str, *, give_up_s: float = 180) -> float:
+    """How long until no order is PENDING any more (the workers have caught up)."""
+    started = time.monotonic()
+    while count(order_database, PENDING) and time.monotonic() - started < give_up_s:
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
 def durability() -> dict:
     connection = pymysql.connect(host="127.0.0.1", user="root")
     with connection.cursor() as cursor:
@@ -231,42 +255,54 @@ def main() -> None:
         warmup = openloop.run(orders_url, rate=300, seconds=3, **order_request)
         created += warmup.statuses[201]
         print("POST /orders (step up)", flush=True)
-        steps = step_up(orders_url, rates["order"], args.step_seconds, 201, **order_request)
+        steps = step_up(
+            orders_url,
+            rates["order"],
+            args.step_seconds,
+            201,
+            settle=lambda: seconds_to_settle(databases["order"]),
+            **order_request,
+        )
         created += sum(step["statuses"].get(201, 0) for step in steps)
         masters = [psutil.Process(services.processes[name].pid) for name in ("order", "product")]
         parts = {name: process.pid for name, process in services.processes.items()}
         parts.update(servers_on_this_machine())
         best, sustained, held = None, None, []
         # The highest rate that passed a step is held for the full time; if it does not hold,
-        # the next lower one is tried (at most three holds).
+        # the next lower one is tried (at most three holds). Each hold starts once the workers
+        # have caught up with what came before (a backlog being drained would load the next
+        # hold), and passes only if every order is settled within 30 s after it.
         for rate in sorted((s["offered_rps"] for s in steps if s["passed"]), reverse=True)[:3]:
+            seconds_to_settle(databases["order"])
             print(f"POST /orders held for {args.sustain_seconds:.0f} s at {rate:.0f}/s", flush=True)
             with RssSampler(masters) as rss, CpuPerOrder(parts) as cpu:
                 result = openloop.run(
                     orders_url, rate=rate, seconds=args.sustain_seconds, **order_request
                 )
             created += result.statuses[201]
+            settled_s = seconds_to_settle(databases["order"])
             sustained = {
                 **result.summary(),
-                "passed": passes(result, 201),
+                "settled_within_s": round(settled_s, 1),
+                "passed": passes(result, 201) and settled_s <= SETTLE_LIMIT_S,
                 "web_rss_peak_mb": rss.peak_mb,
                 "cpu_us_per_order": cpu.per_order(result.statuses[201]),
             }
             held.append(sustained)
             print(
                 f"  p50 {sustained['p50_ms']} ms  p99 {sustained['p99_ms']} ms  "
-                f"failed {result.failed(201)}  {'ok' if sustained['passed'] else 'FAIL'}",
+                f"failed {result.failed(201)}  settled within {settled_s:.1f} s  "
+                f"{'ok' if sustained['passed'] else 'FAIL'}",
                 flush=True,
             )
             if sustained["passed"]:
                 best = int(rate)
                 break
-        load_stopped = time.monotonic()
-
-        pending_query = "SELECT COUNT(*) FROM orders WHERE status = 'PENDING'"
-        while count(databases["order"], pending_query) and time.monotonic() - load_stopped < 120:
-            time.sleep(0.5)
-        settled_after = time.monotonic() - load_stopped
+        settled_after = (
+            sustained["settled_within_s"]
+            if sustained
+            else round(seconds_to_settle(databases["order"]), 1)
+        )
         stored = count(databases["order"], "SELECT COUNT(*) FROM orders")
         accounting = {
             "responses_201": created,
@@ -274,7 +310,7 @@ def main() -> None:
             "orders_confirmed": count(
                 databases["order"], "SELECT COUNT(*) FROM orders WHERE status='CONFIRMED'"
             ),
-            "orders_pending": count(databases["order"], pending_query),
+            "orders_pending": count(databases["order"], PENDING),
             "order_created_applied_by_product": count(
                 databases["product"], "SELECT COUNT(*) FROM inbox"
             ),
@@ -282,7 +318,7 @@ def main() -> None:
             - count(databases["product"], f"SELECT qty FROM products WHERE id={product['id']}"),
             "outbox_left": count(databases["order"], "SELECT COUNT(*) FROM outbox")
             + count(databases["product"], "SELECT COUNT(*) FROM outbox"),
-            "settled_within_s": round(settled_after, 1),
+            "settled_within_s": settled_after,
         }
         accounting["nothing_lost"] = (
             accounting["responses_201"]
