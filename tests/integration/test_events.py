@@ -11,6 +11,8 @@ import pytest
 
 from product_service.bootstrap import bootstrap
 from product_service.config import load_config
+from service_kit import events
+from service_kit.amqp_broker import AmqpBroker
 from service_kit.broker import OutgoingMessage, open_broker
 from service_kit.consumer import consume
 from service_kit.events import MAX_DELIVERIES, Event, dead_letter_queue
@@ -133,3 +135,28 @@ def test_open_broker_picks_the_adapter_by_url(tmp_path):
     spool = open_broker(f"sqlite:///{tmp_path}/events.db")
     assert isinstance(spool, SpoolBroker)
     spool.close()
+
+
+def test_a_batch_reaches_rabbitmq_in_one_write_and_arrives_whole(rabbitmq_url):
+    """The relay's batch goes to the socket as one buffer (not three writes per message), and
+    every message arrives intact and in order, one bigger than a frame included."""
+    broker = AmqpBroker(rabbitmq_url)
+    probe = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    try:
+        channel = probe.channel()
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        channel.queue_bind(queue, events.EXCHANGE, routing_key="test.one-write")
+        bodies = [f"message {n}".encode() for n in range(50)] + [b"x" * 300_000]
+        transport = broker._connection._impl._transport
+        writes: list[int] = []
+        write = transport.write
+        transport.write = lambda data: (writes.append(len(data)), write(data))[-1]
+        broker.publish(
+            [OutgoingMessage("test.one-write", body, f"m-{n}") for n, body in enumerate(bodies)]
+        )
+        assert len(writes) == 3  # tx.select, the batch, tx.commit
+        received = [channel.basic_get(queue, auto_ack=True)[2] for _ in bodies]
+        assert received == bodies
+    finally:
+        probe.close()
+        broker.close()
