@@ -6,6 +6,7 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -118,6 +119,11 @@ def test_workers_yield_the_cpu_to_the_web_workers(stack):
         assert psutil.Process(process.pid).nice() == expected, name
         for thread in psutil.Process(process.pid).threads():  # each thread has its own on Linux
             assert os.getpriority(os.PRIO_PROCESS, thread.id) == expected, name
+        # Each process leads its own session here; where the kernel groups sessions for the
+        # CPU (autogroups), the worker's whole group yields too.
+        autogroup = Path(f"/proc/{process.pid}/autogroup")
+        if autogroup.exists():
+            assert autogroup.read_text().split()[-1] == str(expected), name
 
 
 def test_order_of_unknown_product_asks_product_service(stack, orders):
