@@ -13,13 +13,18 @@ an open-loop generator (perf/openloop.py):
 4. after the load: how long until every order is settled, and the accounting — orders stored
    = 201s returned, events applied = orders, stock decremented by exactly the ordered total.
 
+The machine's RabbitMQ runs behind the web on the CPU for the run, as the compose file deploys
+the broker (perf/cpu_priority.py; `--broker-priority unchanged` leaves it as found).
+
 Prints one table and writes the figures to perf/reports/bench-<time>.json.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -31,7 +36,7 @@ import httpx
 import psutil
 import pymysql
 
-from perf import openloop
+from perf import cpu_priority, openloop
 from perf.real_stack import ACCESS_LOG, real_stack
 from tests.e2e.processes import ROOT, free_port, stop
 
@@ -229,13 +234,35 @@ def main() -> None:
         "--ceiling-rates", default="1000,2000,3000,4000,5000,6000,7000,8000,9000,10000"
     )
     parser.add_argument("--read-rates", default="1000,2000,3000,4000,5000,6000")
+    parser.add_argument(
+        "--broker-priority",
+        choices=["background", "unchanged"],
+        default="background",
+        help="RabbitMQ behind the web on the CPU for the run, as infra/ deploys it (default)",
+    )
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # cleanups run, priorities go back
+    with contextlib.ExitStack() as run:
+        broker = servers_on_this_machine().get("rabbitmq")
+        if args.broker_priority == "background" and broker:
+            priority = run.enter_context(cpu_priority.in_background(broker))
+        else:
+            priority = "unchanged"
+        print(f"RabbitMQ's CPU priority: {priority}", flush=True)
+        bench(args, broker_priority=priority)
+
+
+def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
     rates = {
         name: [int(r) for r in getattr(args, f"{name}_rates").split(",")]
         for name in ("order", "ceiling", "read")
     }
 
-    figures: dict = {"durability": durability(), "cores": os.cpu_count()}
+    figures: dict = {
+        "durability": durability(),
+        "cores": os.cpu_count(),
+        "broker_priority": broker_priority,
+    }
     print(f"MariaDB: {figures['durability']}", flush=True)
     figures["ceiling"] = measure_ceiling(args.step_seconds / 2, rates["ceiling"])
 
@@ -396,6 +423,7 @@ def print_table(figures: dict) -> None:
             "MariaDB innodb_flush_log_at_trx_commit",
             f"{figures['durability']['innodb_flush_log_at_trx_commit']}",
         ),
+        ("RabbitMQ's CPU priority", figures["broker_priority"]),
     ]
     width = max(len(name) for name, _ in rows)
     print()

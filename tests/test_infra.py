@@ -1,7 +1,8 @@
 """infra/ cannot run here (no Docker engine), so it is checked statically: every service has a
 healthcheck and waits for healthy dependencies, every environment variable it sets is one the
-configuration reads, ports agree with the configuration and the README, and MySQL is durable
-unless the opt-in dev-tuning file is added."""
+configuration reads, ports agree with the configuration and the README, the broker and the
+workers yield the CPU to the web containers, and MySQL is durable unless the opt-in dev-tuning
+file is added."""
 
 import importlib.util
 import re
@@ -49,6 +50,13 @@ def test_services_wait_for_healthy_dependencies():
         assert {"mysql", "redis", "rabbitmq"} <= set(depends_on), name
         for dependency, condition in depends_on.items():
             assert condition == {"condition": "service_healthy"}, (name, dependency)
+
+
+def test_the_web_goes_first_on_a_shared_host():
+    background = {"rabbitmq", "product-worker", "order-worker"}
+    for name, service in SERVICES.items():
+        shares = service.get("cpu_shares", 1024)  # Docker's default weight
+        assert (shares < 1024) is (name in background), name
 
 
 def test_environment_variables_are_ones_the_configuration_reads():
