@@ -7,11 +7,13 @@ an open-loop generator (perf/openloop.py):
 1. the ceiling: a bare Flask endpoint on the same gunicorn settings, no I/O;
 2. POST /orders: the offered rate stepped up; the highest rate with p99 <= 50 ms and no error
    is then held for 60 s (the next lower one if it does not hold; web worker RSS and every
-   process's CPU per order measured meanwhile). Each step and hold starts once every earlier
-   order is settled, and a hold counts only if its orders are all settled within 30 s after it;
-3. GET /products/{id} served from the cache;
+   process's CPU per order measured meanwhile). Each step and hold starts once every event of
+   the earlier orders is consumed, and a hold counts only if its orders are all settled within
+   30 s after it;
+3. GET /products/{id} served from the cache, once every event is consumed;
 4. after the load: how long until every order is settled, and the accounting — orders stored
-   = 201s returned, events applied = orders, stock decremented by exactly the ordered total.
+   = 201s returned, order.created applied by product-service = logged by order-service =
+   orders, stock decremented by exactly the ordered total.
 
 The machine's RabbitMQ runs behind the web on the CPU for the run, as the compose file deploys
 the broker (perf/cpu_priority.py; `--broker-priority unchanged` leaves it as found).
@@ -204,10 +206,31 @@ PENDING = "SELECT COUNT(*) FROM orders WHERE status = 'PENDING'"
 SETTLE_LIMIT_S = 30.0  # every order CONFIRMED or REJECTED within this after the load stops
 
 
+LOGGED = "SELECT COUNT(*) FROM inbox"  # order-service's inbox: the order.created it has logged
+STORED = "SELECT COUNT(*) FROM orders"
+
+
 def seconds_to_settle(order_database: str, *, give_up_s: float = 180) -> float:
-    """How long until no order is PENDING any more (the workers have caught up)."""
+    """How long until no order is PENDING any more."""
+    return _seconds_until(lambda: not count(order_database, PENDING), give_up_s)
+
+
+def seconds_to_drain(order_database: str, *, give_up_s: float = 180) -> float:
+    """How long until every event of the orders so far is consumed: each order settled, and its
+    order.created logged by order-service (that consumer's backlog, which settling does not
+    wait for, would load the next measurement)."""
+    return _seconds_until(
+        lambda: (
+            not count(order_database, PENDING)
+            and count(order_database, LOGGED) >= count(order_database, STORED)
+        ),
+        give_up_s,
+    )
+
+
+def _seconds_until(done: Callable[[], bool], give_up_s: float) -> float:
     started = time.monotonic()
-    while count(order_database, PENDING) and time.monotonic() - started < give_up_s:
+    while not done() and time.monotonic() - started < give_up_s:
         time.sleep(0.5)
     return time.monotonic() - started
 
@@ -287,7 +310,7 @@ def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
             rates["order"],
             args.step_seconds,
             201,
-            settle=lambda: seconds_to_settle(databases["order"]),
+            settle=lambda: seconds_to_drain(databases["order"]),
             **order_request,
         )
         created += sum(step["statuses"].get(201, 0) for step in steps)
@@ -300,7 +323,7 @@ def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
         # have caught up with what came before (a backlog being drained would load the next
         # hold), and passes only if every order is settled within 30 s after it.
         for rate in sorted((s["offered_rps"] for s in steps if s["passed"]), reverse=True)[:3]:
-            seconds_to_settle(databases["order"])
+            seconds_to_drain(databases["order"])
             print(f"POST /orders held for {args.sustain_seconds:.0f} s at {rate:.0f}/s", flush=True)
             with RssSampler(masters) as rss, CpuPerOrder(parts) as cpu:
                 result = openloop.run(
@@ -330,7 +353,8 @@ def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
             if sustained
             else round(seconds_to_settle(databases["order"]), 1)
         )
-        stored = count(databases["order"], "SELECT COUNT(*) FROM orders")
+        seconds_to_drain(databases["order"])
+        stored = count(databases["order"], STORED)
         accounting = {
             "responses_201": created,
             "orders_stored": stored,
@@ -341,6 +365,7 @@ def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
             "order_created_applied_by_product": count(
                 databases["product"], "SELECT COUNT(*) FROM inbox"
             ),
+            "order_created_logged_by_order": count(databases["order"], LOGGED),
             "stock_decrement": stock
             - count(databases["product"], f"SELECT qty FROM products WHERE id={product['id']}"),
             "outbox_left": count(databases["order"], "SELECT COUNT(*) FROM outbox")
@@ -351,12 +376,13 @@ def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
             accounting["responses_201"]
             == stored
             == accounting["order_created_applied_by_product"]
+            == accounting["order_created_logged_by_order"]
             == accounting["stock_decrement"]
             == accounting["orders_confirmed"]
             and accounting["outbox_left"] == 0
         )
 
-        # Measured once the workers have drained, so that they do not share the CPU with it.
+        # Measured once the workers have drained (above), so that they do not share the CPU.
         print("GET /products/{id} from the cache (step up)", flush=True)
         reads = step_up(
             f"{services.product_url}/products/{product['id']}",
@@ -410,8 +436,9 @@ def print_table(figures: dict) -> None:
         ("GET /products/{id} (cache hit), p99 <= 50 ms", f"{figures['reads']['best_rps']} req/s"),
         ("201s returned / orders stored", f"{acc['responses_201']} / {acc['orders_stored']}"),
         (
-            "order.created applied / stock decrement",
-            f"{acc['order_created_applied_by_product']} / {acc['stock_decrement']}",
+            "order.created applied / logged / stock decrement",
+            f"{acc['order_created_applied_by_product']} / {acc['order_created_logged_by_order']}"
+            f" / {acc['stock_decrement']}",
         ),
         (
             "confirmed / pending / outbox rows left",

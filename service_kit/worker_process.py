@@ -86,7 +86,7 @@ def _lower_session_priority(nice: int) -> None:
     against processes of the same session. `make run` (honcho), the tests and `make bench`
     start each process in a session of its own, so the worker competed with the web workers at
     full weight whatever its nice value: its session gets the same nice (measured with
-    `make bench`'s stack at 1500 orders/s: p99 74-87 → 46-85 ms, p95 51-56 → 30-45 ms). Only a
+    `make bench`'s stack at 1500 orders/s: p99 54-70 → 34-43 ms, p95 40-47 → 21-32 ms). Only a
     session this process leads: another may hold the web workers too."""
     if os.getsid(0) != os.getpid() or not AUTOGROUP.exists():
         return
