@@ -6,10 +6,11 @@ an open-loop generator (perf/openloop.py):
 
 1. the ceiling: a bare Flask endpoint on the same gunicorn settings, no I/O;
 2. POST /orders: the offered rate stepped up (a failed step is tried once more before the
-   search stops); the highest rate with p99 <= 50 ms and no error is then held for 60 s (the
-   next lower one if it does not hold; web worker RSS and every process's CPU per order
-   measured meanwhile). Each step and hold starts once every event of the earlier orders is
-   consumed, and a hold counts only if its orders are all settled within 30 s after it;
+   search stops); the highest rate with p99 <= 50 ms and no error, whose backlog would likely
+   drain in time, is then held for 60 s (the next if it does not hold; web worker RSS and
+   every process's CPU per order measured meanwhile). Each step and hold starts once every
+   event of the earlier orders is consumed, and a hold counts only if its orders are all
+   settled within 30 s after it;
 3. GET /products/{id} served from the cache, once every event is consumed;
 4. after the load: how long until every order is settled, and the accounting — orders stored
    = 201s returned, order.created applied by product-service = logged by order-service =
@@ -56,18 +57,21 @@ def step_up(
     seconds: float,
     expected: int,
     *,
-    settle: Callable[[], object] = lambda: None,
+    settle: Callable[[], float | None] = lambda: None,
     **request,
 ) -> list[dict]:
     """Each rate for `seconds`, up to the first that fails twice in a row (this machine's speed
-    drifts within seconds: one slow spell alone would end the search early); `settle` runs
-    before each step. Every attempt is reported."""
-    steps = []
+    drifts within seconds: one slow spell alone would end the search early). `settle` runs
+    before the first step and after each (what it returns, the seconds it waited, is noted).
+    Every attempt is reported."""
+    steps: list[dict] = []
+    settle()
     for rate in rates:
         for _attempt in range(2):
-            settle()
             result = openloop.run(url, rate=rate, seconds=seconds, **request)
             summary = {**result.summary(), "passed": passes(result, expected)}
+            drained = settle()
+            summary["drained_within_s"] = None if drained is None else round(drained, 1)
             steps.append(summary)
             print(
                 f"  {rate:>6}/s  p50 {summary['p50_ms']:>6} ms  p99 {summary['p99_ms']:>7} ms  "
@@ -80,6 +84,24 @@ def step_up(
         else:
             break
     return steps
+
+
+def rates_to_hold(steps: list[dict], *, stretch: float, most: int = 3) -> list[int]:
+    """The rates worth holding, best first: those whose step passed, and whose backlog at the
+    end of the step, `stretch` times longer in a hold, would drain within the 30 s allowed;
+    then the other rates that passed. A hold that cannot settle in time only bloats the
+    databases (every order stays) for the holds after it. The shortest drain of all steps is
+    the events' own way through the system, which a longer load does not stretch."""
+    drains = [s["drained_within_s"] or 0.0 for s in steps]
+    floor = min(drains, default=0.0)
+
+    def drain_after_hold(step: dict) -> float:
+        return floor + ((step["drained_within_s"] or 0.0) - floor) * stretch
+
+    passed = sorted((s for s in steps if s["passed"]), key=lambda s: -s["offered_rps"])
+    likely = [s for s in passed if drain_after_hold(s) <= SETTLE_LIMIT_S]
+    ordered = likely + [s for s in passed if s not in likely]
+    return [int(s["offered_rps"]) for s in ordered[:most]]
 
 
 def best_rate(steps: list[dict]) -> int | None:
@@ -323,11 +345,13 @@ def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
         parts = {name: process.pid for name, process in services.processes.items()}
         parts.update(servers_on_this_machine())
         best, sustained, held = None, None, []
-        # The highest rate that passed a step is held for the full time; if it does not hold,
-        # the next lower one is tried (at most three holds). Each hold starts once the workers
-        # have caught up with what came before (a backlog being drained would load the next
-        # hold), and passes only if every order is settled within 30 s after it.
-        for rate in sorted((s["offered_rps"] for s in steps if s["passed"]), reverse=True)[:3]:
+        # The highest rate that passed a step, and whose backlog would likely drain in time, is
+        # held for the full time; if it does not hold, the next is tried (at most three holds).
+        # Each hold starts once the workers have caught up with what came before (a backlog
+        # being drained would load the next hold), and passes only if every order is settled
+        # within 30 s after it.
+        stretch = args.sustain_seconds / args.step_seconds
+        for rate in rates_to_hold(steps, stretch=stretch):
             seconds_to_drain(databases["order"])
             print(f"POST /orders held for {args.sustain_seconds:.0f} s at {rate:.0f}/s", flush=True)
             with RssSampler(masters) as rss, CpuPerOrder(parts) as cpu:
