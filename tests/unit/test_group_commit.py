@@ -68,20 +68,20 @@ def test_a_failed_commit_reaches_every_waiter():
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_committer_that_ended_is_replaced():
     calls = []
+    committers: list[threading.Thread] = []
 
     def end_the_committer(results):
         calls.append(results)
+        committers.append(threading.current_thread())
         if len(calls) == 1:
             raise SystemExit  # not an Exception: it ends the committer's thread
 
     group = GroupCommit(lambda items: items, after_commit=end_the_committer)
     assert group.submit(1) == 1
-    deadline = time.monotonic() + 5
-    while group._committer_pid is not None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert group._committer_pid is None
+    committers[0].join(5)  # ended, and its exception reported, within this test
+    assert not committers[0].is_alive() and group._committer_pid is None
     assert group.submit(2) == 2  # a new committer took it
-    assert calls == [[1], [2]]
+    assert calls == [[1], [2]] and committers[1] is not committers[0]
 
 
 def test_orders_and_their_events_are_stored_together(tmp_path):
