@@ -7,6 +7,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from service_kit.worker_process import autogroup, session_nice
+
 # Not 19, the workers' value: the broker's share must still carry every event of the hold, or
 # the backlog after a 60 s hold at 2000 orders/s outlasts the 30 s allowed (measured here: 19
 # settled within 31 s, p99 46 ms; 10 within 22 s, p99 42 ms; 0 within 19 s, p99 54 ms).
@@ -24,13 +26,12 @@ def in_background(pid: int, nice: int = BACKGROUND_NICE) -> Iterator[str]:
         yield "unchanged (putting it back would need root)"
         return
     threads = {int(tid.name): os.getpriority(os.PRIO_PROCESS, int(tid.name)) for tid in _tasks(pid)}
-    autogroup = Path(f"/proc/{pid}/autogroup")
-    group_nice = _group_nice(autogroup)
+    group_nice = session_nice(pid)
     try:
         for tid in threads:
             _set_nice(tid, nice)
         if group_nice is not None:
-            autogroup.write_text(str(nice))
+            autogroup(pid).write_text(str(nice))
         yield (
             f"nice {nice} for the run ({len(threads)} threads"
             + (", and its session's group" if group_nice is not None else "")
@@ -38,20 +39,13 @@ def in_background(pid: int, nice: int = BACKGROUND_NICE) -> Iterator[str]:
         )
     finally:
         if group_nice is not None:
-            autogroup.write_text(str(group_nice))
+            autogroup(pid).write_text(str(group_nice))
         for tid, before in threads.items():
             _set_nice(tid, before)
 
 
 def _tasks(pid: int) -> list[Path]:
     return list(Path(f"/proc/{pid}/task").iterdir())
-
-
-def _group_nice(autogroup: Path) -> int | None:
-    try:
-        return int(autogroup.read_text().split()[-1])  # "/autogroup-36 nice 0"
-    except (OSError, ValueError, IndexError):
-        return None  # no autogroups in this kernel
 
 
 def _set_nice(tid: int, nice: int) -> None:

@@ -21,7 +21,6 @@ Task = Callable[[threading.Event], None]
 _log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 5.0
 HEALTHY_WITHIN_S = 30.0
-AUTOGROUP = Path("/proc/self/autogroup")  # Linux: this process's session's scheduling group
 
 
 def heartbeat_file(name: str) -> Path:
@@ -88,13 +87,27 @@ def _lower_session_priority(nice: int) -> None:
     full weight whatever its nice value: its session gets the same nice (measured with
     `make bench`'s stack at 1500 orders/s: p99 54-70 → 34-43 ms, p95 40-47 → 21-32 ms). Only a
     session this process leads: another may hold the web workers too."""
-    if os.getsid(0) != os.getpid() or not AUTOGROUP.exists():
+    current = session_nice()
+    if os.getsid(0) != os.getpid() or current is None:
         return
     try:
-        current = int(AUTOGROUP.read_text().split("nice")[1])
-        AUTOGROUP.write_text(str(max(nice, current)))
-    except (OSError, IndexError, ValueError) as exc:
+        autogroup().write_text(str(max(nice, current)))
+    except OSError as exc:
         _log.warning("could not set the worker's session nice value to %d: %s", nice, exc)
+
+
+def autogroup(pid: int | str = "self") -> Path:
+    """Linux: the file of a process's session's scheduling group (autogroup)."""
+    return Path(f"/proc/{pid}/autogroup")
+
+
+def session_nice(pid: int | str = "self") -> int | None:
+    """The nice value of a process's session's scheduling group; None where the kernel has no
+    autogroups."""
+    try:
+        return int(autogroup(pid).read_text().split()[-1])  # "/autogroup-36 nice 0"
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _run(task_name: str, task: Task, stop: threading.Event) -> None:

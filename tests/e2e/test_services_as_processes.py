@@ -6,13 +6,13 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 import pytest
 
+from service_kit.worker_process import autogroup, session_nice
 from tests.e2e.processes import running_stack
 
 PROBLEM = "application/problem+json"
@@ -121,9 +121,8 @@ def test_workers_yield_the_cpu_to_the_web_workers(stack):
             assert os.getpriority(os.PRIO_PROCESS, thread.id) == expected, name
         # Each process leads its own session here; where the kernel groups sessions for the
         # CPU (autogroups), the worker's whole group yields too.
-        autogroup = Path(f"/proc/{process.pid}/autogroup")
-        if autogroup.exists():
-            assert autogroup.read_text().split()[-1] == str(expected), name
+        if autogroup(process.pid).exists():  # a kernel with autogroups
+            assert session_nice(process.pid) == expected, name
 
 
 def test_order_of_unknown_product_asks_product_service(stack, orders):

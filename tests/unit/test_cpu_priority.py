@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from perf.cpu_priority import BACKGROUND_NICE, in_background
+from service_kit.worker_process import autogroup, session_nice
 
 # A process with a few threads, in a session of its own (as the machine's services run).
 THREADED = """
@@ -19,12 +20,11 @@ time.sleep(60)
 """
 
 
-def priorities(pid: int) -> tuple[list[int], str | None]:
+def priorities(pid: int) -> tuple[list[int], int | None]:
     threads = sorted(
         os.getpriority(os.PRIO_PROCESS, int(t.name)) for t in Path(f"/proc/{pid}/task").iterdir()
     )
-    autogroup = Path(f"/proc/{pid}/autogroup")
-    return threads, autogroup.read_text().split()[-1] if autogroup.exists() else None
+    return threads, session_nice(pid)
 
 
 @pytest.fixture
@@ -49,4 +49,4 @@ def test_a_process_runs_in_the_background_for_the_block_only(service):
         return
     threads, group = during
     assert threads == [BACKGROUND_NICE] * 4 and "4 threads" in done
-    assert group in (None, str(BACKGROUND_NICE))  # None: this kernel has no autogroups
+    assert group == (BACKGROUND_NICE if autogroup(service).exists() else None)
