@@ -13,7 +13,8 @@ import pika.exceptions
 from service_kit import events
 from service_kit.broker import BrokerUnavailable, Delivery, OutgoingMessage
 
-_PREFETCH = 500
+# Twice a consumer's batch: the next batch is on its way while one is being applied.
+_PREFETCH = 1000
 _PROPERTIES = {"delivery_mode": pika.DeliveryMode.Persistent, "content_type": "application/json"}
 
 
