@@ -101,7 +101,9 @@ class OutboxRelay:
         outbox: Table,
         connect: Callable[[], Broker],
         *,
-        batch_size: int = 500,
+        # A backlog goes out 2000 rows per broker transaction: after a 40 s hold at 2000
+        # orders/s, order-service's outbox drained at ~2,900 rows/s against ~2,200 in 500s.
+        batch_size: int = 2000,
         idle_wait_s: float = 0.2,  # between polls of an empty outbox; bigger batches after
     ) -> None:
         self._engine = engine
