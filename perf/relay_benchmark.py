@@ -5,7 +5,7 @@ relay publish them (persistent messages, one AMQP transaction per batch) into a 
 virtual host, and prints events/s and the relay's CPU per event.
 
     make bench-relay            # N=20000
-    .venv/bin/python perf/relay_benchmark.py --events 50000 --batch 500
+    .venv/bin/python perf/relay_benchmark.py --events 50000 --batch 500   # default: the relay's
 """
 
 import argparse
@@ -21,7 +21,7 @@ from service_kit.broker import open_broker
 from service_kit.db import create_engine_for
 from service_kit.events import new_event
 from service_kit.migrations import upgrade_to_head
-from service_kit.outbox import OutboxRelay
+from service_kit.outbox import RELAY_BATCH_SIZE, OutboxRelay
 
 MYSQL = "mysql+pymysql://root:@127.0.0.1:3306"
 
@@ -29,7 +29,7 @@ MYSQL = "mysql+pymysql://root:@127.0.0.1:3306"
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=RELAY_BATCH_SIZE)
     args = parser.parse_args()
 
     run = uuid.uuid4().hex[:8]

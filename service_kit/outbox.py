@@ -92,6 +92,11 @@ def first_time(connection: Connection, inbox: Table, events: Sequence[Event]) ->
     return fresh
 
 
+# A backlog goes out this many rows per broker transaction: after a 40 s hold at 2000 orders/s,
+# order-service's outbox drained at ~2,900 rows/s against ~2,200 in batches of 500.
+RELAY_BATCH_SIZE = 2000
+
+
 class OutboxRelay:
     """Publishes the outbox to the broker, oldest first, a batch per broker transaction."""
 
@@ -101,9 +106,7 @@ class OutboxRelay:
         outbox: Table,
         connect: Callable[[], Broker],
         *,
-        # A backlog goes out 2000 rows per broker transaction: after a 40 s hold at 2000
-        # orders/s, order-service's outbox drained at ~2,900 rows/s against ~2,200 in 500s.
-        batch_size: int = 2000,
+        batch_size: int = RELAY_BATCH_SIZE,
         idle_wait_s: float = 0.2,  # between polls of an empty outbox; bigger batches after
     ) -> None:
         self._engine = engine
