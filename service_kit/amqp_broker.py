@@ -1,6 +1,7 @@
 """RabbitMQ through pika. Queues are quorum queues with a delivery limit and a dead-letter
 queue each; publishing is one AMQP transaction per batch (measured here: ~12k persistent
-msgs/s in batches of 50 against ~1.5k/s with one round trip per message)."""
+msgs/s in batches of 50 against ~1.5k/s with one round trip per message), and consecutive
+events of one type go as one message, a pack (openapi/events.yaml)."""
 
 import collections
 import contextlib
@@ -13,8 +14,16 @@ import pika.exceptions
 from service_kit import events
 from service_kit.broker import BrokerUnavailable, Delivery, OutgoingMessage
 
-# Twice a consumer's batch: the next batch is on its way while one is being applied.
+# Twice a consumer's batch of events one per message (the next batch is on its way while one is
+# applied); in packs, up to 100,000 events (~45 MB).
 _PREFETCH = 1000
+# RabbitMQ's cost is per message: a persistent message into a quorum queue took ~39 µs of its
+# CPU here, 90-105 µs per order in all (order.created to two queues, stock.reserved to one).
+# In packs of up to 100 it took 9-14 µs per order, and each worker 25-45 µs less (fewer
+# messages to read and ack): 390-490 µs of CPU per order in all instead of 540-660 (2500 and
+# 3000 orders/s, two interleaved rounds).
+PACK_SIZE = 100
+_EVENT_COUNT = "event-count"  # the header of a pack: how many events it carries
 _PROPERTIES = {"delivery_mode": pika.DeliveryMode.Persistent, "content_type": "application/json"}
 
 
@@ -63,6 +72,19 @@ def _frames_gathered(connection: Any) -> Iterator[None]:
             connection._adapter_emit_data(b"".join(frames))
 
 
+def _runs(messages: Sequence[OutgoingMessage]) -> Iterator[Sequence[OutgoingMessage]]:
+    """The messages in order, consecutive ones of one routing key together, PACK_SIZE at most."""
+    start = 0
+    for end in range(1, len(messages) + 1):
+        if (
+            end == len(messages)
+            or messages[end].routing_key != messages[start].routing_key
+            or end - start == PACK_SIZE
+        ):
+            yield messages[start:end]
+            start = end
+
+
 class AmqpBroker:
     """One connection, one channel: use it from one thread only (pika's rule)."""
 
@@ -88,18 +110,22 @@ class AmqpBroker:
             # with a send() of its own), and tx_commit sends them.
             queue_frames = self._channel._impl.basic_publish
             with _frames_gathered(self._connection._impl):
-                for message in messages:
+                for run in _runs(messages):
                     queue_frames(
                         events.EXCHANGE,
-                        message.routing_key,
-                        message.body,
-                        pika.BasicProperties(message_id=message.message_id, **_PROPERTIES),
+                        run[0].routing_key,
+                        events.pack([message.body for message in run]),
+                        pika.BasicProperties(
+                            message_id=run[0].message_id if len(run) == 1 else None,
+                            headers={_EVENT_COUNT: len(run)},
+                            **_PROPERTIES,
+                        ),
                     )
             self._channel.tx_commit()  # commit-ok: the broker holds every message of the batch
         except pika.exceptions.AMQPError as exc:
             raise BrokerUnavailable(repr(exc)) from exc
 
-    def receive(self, queue: str, max_messages: int, wait_s: float) -> list[Delivery]:
+    def receive(self, queue: str, max_events: int, wait_s: float) -> list[Delivery]:
         try:
             if self._consuming is None:
                 self._channel.basic_qos(prefetch_count=_PREFETCH)
@@ -110,11 +136,17 @@ class AmqpBroker:
             self._connection.process_data_events(time_limit=0)  # and whatever else arrived
         except pika.exceptions.AMQPError as exc:
             raise BrokerUnavailable(repr(exc)) from exc
-        count = min(max_messages, len(self._buffer))
-        return [self._buffer.popleft() for _ in range(count)]
+        received: list[Delivery] = []
+        carried = 0
+        while self._buffer and (not received or carried + self._buffer[0].events <= max_events):
+            received.append(self._buffer.popleft())
+            carried += received[-1].events
+        return received
 
-    def _on_message(self, _channel, method, _properties, body: bytes) -> None:  # noqa: ANN001
-        self._buffer.append(Delivery(body, method.routing_key, method.delivery_tag))
+    def _on_message(self, _channel, method, properties, body: bytes) -> None:  # noqa: ANN001
+        count = (properties.headers or {}).get(_EVENT_COUNT)
+        events_carried = count if isinstance(count, int) and count > 0 else 1
+        self._buffer.append(Delivery(body, method.routing_key, method.delivery_tag, events_carried))
 
     def settle(
         self, acked: Sequence[Delivery], retried: Sequence[Delivery], dead: Sequence[Delivery]

@@ -14,11 +14,12 @@ class OutgoingMessage:
     message_id: str
 
 
-@dataclass
+@dataclass(eq=False)  # each delivery is itself: compared and hashed by identity
 class Delivery:
     body: bytes
     routing_key: str
     tag: int  # the broker's handle for acknowledging this delivery
+    events: int = 1  # how many events the body carries, as its publisher said
 
 
 class BrokerUnavailable(Exception):
@@ -27,18 +28,20 @@ class BrokerUnavailable(Exception):
 
 class Broker(Protocol):
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Returns once the broker holds every message durably; raises BrokerUnavailable."""
+        """Returns once the broker holds every message durably; raises BrokerUnavailable. An
+        adapter may carry consecutive messages of one routing key in one delivery (a pack)."""
         ...
 
-    def receive(self, queue: str, max_messages: int, wait_s: float) -> list[Delivery]:
-        """Up to max_messages deliveries, waiting at most wait_s for the first one."""
+    def receive(self, queue: str, max_events: int, wait_s: float) -> list[Delivery]:
+        """Deliveries carrying up to max_events events in all (one delivery at least, if any
+        is waiting), waiting at most wait_s for the first one."""
         ...
 
     def settle(
         self, acked: Sequence[Delivery], retried: Sequence[Delivery], dead: Sequence[Delivery]
     ) -> None:
         """Ack what was handled, redeliver what failed (dead-lettered after MAX_DELIVERIES),
-        dead-letter at once what can never be handled."""
+        dead-letter at once what can never be handled. A delivery is settled as a whole."""
         ...
 
     def ping(self) -> None: ...

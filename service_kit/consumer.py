@@ -1,6 +1,9 @@
 """Consuming one queue: batches of events handed to a handler that applies them in one
 transaction; acks after the commit; poison to the dead-letter queue at once; failures retried
-one by one, then dead-lettered by the broker after MAX_DELIVERIES."""
+one by one, then dead-lettered by the broker after MAX_DELIVERIES. A delivery may carry a pack
+of events (openapi/events.yaml): it is acked once all of them are applied, redelivered if one
+failed (the others then change nothing the second time), and dead-lettered, after its valid
+events are applied, if one is not a valid event."""
 
 import logging
 import threading
@@ -9,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from service_kit import request_id
 from service_kit.broker import Backoff, Broker, BrokerUnavailable, Delivery, close_quietly
-from service_kit.events import Event, PoisonMessage, parse_event
+from service_kit.events import Event, read_message
 
 BatchHandler = Callable[[Sequence[Event]], None]
 _log = logging.getLogger(__name__)
@@ -21,34 +24,37 @@ def handle_deliveries(
     parsed: list[tuple[Delivery, Event]] = []
     poison: list[Delivery] = []
     for delivery in deliveries:
-        try:
-            parsed.append((delivery, parse_event(delivery.body)))
-        except PoisonMessage as exc:
-            _log.error("dead-lettering a %s message: %s", delivery.routing_key, exc)
+        events, problems = read_message(delivery.body)
+        parsed += [(delivery, event) for event in events]
+        if problems:
+            _log.error("dead-lettering a %s message: %s", delivery.routing_key, problems[0])
             poison.append(delivery)
     try:
         handler([event for _, event in parsed])
     except Exception:
         _log.exception("a batch of %d events failed; applying them one by one", len(parsed))
-        acked, retried = _one_by_one(parsed, handler)
+        failed = _failed_one_by_one(parsed, handler)
     else:
-        acked, retried = [delivery for delivery, _ in parsed], []
+        failed = set()
+    dead = set(poison)
+    retried = [d for d in deliveries if d in failed and d not in dead]
+    acked = [d for d in deliveries if d not in failed and d not in dead]
     broker.settle(acked, retried, poison)
 
 
-def _one_by_one(
+def _failed_one_by_one(
     parsed: Sequence[tuple[Delivery, Event]], handler: BatchHandler
-) -> tuple[list[Delivery], list[Delivery]]:
-    acked, retried = [], []
+) -> set[Delivery]:
+    """The deliveries with an event that failed alone too."""
+    failed: set[Delivery] = set()
     for delivery, event in parsed:
         request_id.bind(event.request_id)
         try:
             handler([event])
-            acked.append(delivery)
         except Exception:
             _log.exception("event %s (%s) failed; it will be redelivered", event.id, event.type)
-            retried.append(delivery)
-    return acked, retried
+            failed.add(delivery)
+    return failed
 
 
 def consume(
@@ -75,7 +81,8 @@ def consume(
             broker = broker or connect()
             deliveries = broker.receive(queue, batch_size, wait_s)
             if deliveries:
-                deliveries += _more_within(broker, queue, batch_size - len(deliveries), linger_s)
+                wanted = batch_size - _events(deliveries)
+                deliveries += _more_within(broker, queue, wanted, linger_s)
             backoff.reset()
             if deliveries:
                 handle_deliveries(broker, deliveries, handler)
@@ -91,12 +98,16 @@ def consume(
 
 
 def _more_within(broker: Broker, queue: str, wanted: int, linger_s: float) -> list[Delivery]:
-    """Up to `wanted` more deliveries, as they arrive, for at most `linger_s`."""
+    """Deliveries of up to `wanted` more events, as they arrive, for at most `linger_s`."""
     more: list[Delivery] = []
     deadline = time.monotonic() + linger_s
-    while len(more) < wanted and (left := deadline - time.monotonic()) > 0:
-        more += broker.receive(queue, wanted - len(more), left)
+    while _events(more) < wanted and (left := deadline - time.monotonic()) > 0:
+        more += broker.receive(queue, wanted - _events(more), left)
     return more
+
+
+def _events(deliveries: Sequence[Delivery]) -> int:
+    return sum(delivery.events for delivery in deliveries)
 
 
 def each(events: Sequence[Event]) -> Iterator[Event]:

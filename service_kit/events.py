@@ -4,7 +4,7 @@ process declares so that a fresh broker just works and no event is ever unroutab
 import datetime
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -69,11 +69,35 @@ class PoisonMessage(ValueError):
     """A message that is not a valid event: retrying cannot help."""
 
 
-def parse_event(body: bytes) -> Event:
+def read_message(body: bytes) -> tuple[list[Event], list[PoisonMessage]]:
+    """The valid events of a message body (an envelope, or a pack of them) in their order, and
+    what is wrong with the rest: a body that is not JSON, not an envelope or a non-empty pack,
+    or an element of a pack that is not a valid event."""
     try:
         document = exact_json.loads(body)
     except ValueError as exc:
-        raise PoisonMessage(f"not JSON: {exc}") from None
+        return [], [PoisonMessage(f"not JSON: {exc}")]
+    if isinstance(document, list) and document:
+        elements = document
+    elif isinstance(document, dict):
+        elements = [document]
+    else:
+        return [], [PoisonMessage("neither an event nor a non-empty pack of events")]
+    events, poison = [], []
+    for element in elements:
+        try:
+            events.append(_event(element))
+        except PoisonMessage as exc:
+            poison.append(exc)
+    return events, poison
+
+
+def pack(bodies: Sequence[bytes]) -> bytes:
+    """The message body carrying these events' bodies (consecutive events of one type)."""
+    return bodies[0] if len(bodies) == 1 else b"[" + b",".join(bodies) + b"]"
+
+
+def _event(document: Any) -> Event:
     try:
         _validator("Envelope")(document)
         _validator(document["type"])(document["data"])

@@ -57,7 +57,8 @@ class SpoolBroker:
                 rows,
             )
 
-    def receive(self, queue: str, max_messages: int, wait_s: float) -> list[Delivery]:
+    def receive(self, queue: str, max_events: int, wait_s: float) -> list[Delivery]:
+        """One event per delivery: the spool keeps each message as it was published."""
         deadline = time.monotonic() + wait_s
         while True:
             now = time.time()
@@ -65,7 +66,7 @@ class SpoolBroker:
                 rows = self._db.execute(
                     "SELECT id, routing_key, body FROM spool WHERE queue = ? AND visible_at <= ?"
                     " ORDER BY id LIMIT ?",
-                    (queue, now, max_messages),
+                    (queue, now, max_events),
                 ).fetchall()
                 self._db.executemany(
                     "UPDATE spool SET deliveries = deliveries + 1, visible_at = ? WHERE id = ?",

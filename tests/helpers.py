@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from service_kit.events import Event, new_event
+from service_kit.events import Event, new_event, read_message
 
 PROBLEM = "application/problem+json"
 
@@ -31,3 +31,10 @@ def order_created(order_id: int, product_id: int, qty: int) -> Event:
             "createdAt": "2026-11-21T10:00:00Z",
         },
     )
+
+
+def parse_event(body: bytes) -> Event:
+    """The one event a message body (or an outbox row's body) holds."""
+    events, poison = read_message(body)
+    assert not poison and len(events) == 1, poison
+    return events[0]

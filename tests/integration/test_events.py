@@ -12,14 +12,15 @@ import pytest
 from product_service.bootstrap import bootstrap
 from product_service.config import load_config
 from service_kit import events
-from service_kit.amqp_broker import AmqpBroker
+from service_kit.amqp_broker import PACK_SIZE, AmqpBroker
 from service_kit.broker import OutgoingMessage, open_broker
 from service_kit.consumer import consume
-from service_kit.events import MAX_DELIVERIES, Event, dead_letter_queue
+from service_kit.events import MAX_DELIVERIES, Event, dead_letter_queue, new_event, read_message
 from service_kit.spool_broker import SpoolBroker
 from tests.helpers import order_created
 
 QUEUE = "product-service.order-created"
+INVALID_EVENT = b'{"id": "x", "type": "order.created"}'
 
 
 @pytest.fixture
@@ -109,18 +110,15 @@ def test_poison_and_failing_messages_are_dead_lettered_and_consuming_goes_on(
         service.reserve_stock(events)
 
     broker = infrastructure.connect_broker()
-    broker.publish(
-        [
-            OutgoingMessage("order.created", b"not json at all", "poison-1"),
-            OutgoingMessage("order.created", b'{"id": "x", "type": "order.created"}', "poison-2"),
-            message(always_fails),
-            message(order_created(920_001, product["id"], 2)),
-        ]
-    )
+    broker.publish([OutgoingMessage("order.created", b"not json at all", "poison-1")])
+    broker.publish([OutgoingMessage("order.created", INVALID_EVENT, "poison-2")])
+    # On RabbitMQ these two travel as one pack: it is redelivered whole, and dead-lettered whole
+    # in the end; the good order in it is applied once all the same.
+    broker.publish([message(always_fails), message(order_created(920_001, product["id"], 2))])
     broker.close()
     consuming(handler)
     assert wait_for(lambda: dead_letters(service_env["BROKER_URL"]) == before + 3, within_s=20)
-    assert service.get(product["id"])["qty"] == 8  # the good order was applied
+    assert service.get(product["id"])["qty"] == 8  # the good order was applied, once
     # Bounded retries: tried as part of its batch, then alone until the delivery limit.
     assert MAX_DELIVERIES <= len(attempts) <= 2 * (MAX_DELIVERIES + 1)
 
@@ -131,32 +129,80 @@ def test_poison_and_failing_messages_are_dead_lettered_and_consuming_goes_on(
     assert wait_for(lambda: service.get(product["id"])["qty"] == 3)
 
 
+def test_the_valid_events_of_a_pack_are_applied_and_the_pack_is_dead_lettered(
+    products, consuming, service_env
+):
+    """An event that is not valid inside a pack (RabbitMQ; alone on the spool): the others are
+    applied, and the message goes to the dead-letter queue as it came, to be looked at."""
+    service, infrastructure = products
+    product = service.create(name="Packed", price=1, qty=10)
+    before = dead_letters(service_env["BROKER_URL"])
+    broker = infrastructure.connect_broker()
+    broker.publish(
+        [
+            message(order_created(930_001, product["id"], 1)),
+            OutgoingMessage("order.created", INVALID_EVENT, "invalid"),
+            message(order_created(930_002, product["id"], 2)),
+        ]
+    )
+    broker.close()
+    consuming(service.reserve_stock)
+    assert wait_for(lambda: dead_letters(service_env["BROKER_URL"]) == before + 1)
+    assert wait_for(lambda: service.get(product["id"])["qty"] == 7)
+
+
 def test_open_broker_picks_the_adapter_by_url(tmp_path):
     spool = open_broker(f"sqlite:///{tmp_path}/events.db")
     assert isinstance(spool, SpoolBroker)
     spool.close()
 
 
-def test_a_batch_reaches_rabbitmq_in_one_write_and_arrives_whole(rabbitmq_url):
+def test_a_batch_reaches_rabbitmq_in_one_write_and_arrives_whole_in_packs(rabbitmq_url):
     """The relay's batch goes to the socket as one buffer (not three writes per message), and
-    every message arrives intact and in order, one bigger than a frame included."""
+    arrives intact and in order: consecutive events of one type in packs of up to PACK_SIZE,
+    an event alone as itself, a message bigger than a frame whole."""
     broker = AmqpBroker(rabbitmq_url)
     probe = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     try:
         channel = probe.channel()
         queue = channel.queue_declare("", exclusive=True).method.queue
-        channel.queue_bind(queue, events.EXCHANGE, routing_key="test.one-write")
-        bodies = [f"message {n}".encode() for n in range(50)] + [b"x" * 300_000]
+        channel.queue_bind(queue, events.EXCHANGE, routing_key="#")
+        created = [order_created(n, 1, 1) for n in range(1, PACK_SIZE + 53)]
+        reserved = new_event(
+            "stock.reserved", {"orderId": 1, "productId": 1, "qty": 1, "remaining": 0}
+        )
+        outgoing = [
+            *(message(event) for event in created[:-2]),
+            message(reserved),
+            *(message(event) for event in created[-2:]),
+            OutgoingMessage("test.big", b"x" * 300_000, "big"),
+        ]
         transport = broker._connection._impl._transport
         writes: list[int] = []
         write = transport.write
         transport.write = lambda data: (writes.append(len(data)), write(data))[-1]
-        broker.publish(
-            [OutgoingMessage("test.one-write", body, f"m-{n}") for n, body in enumerate(bodies)]
-        )
+        broker.publish(outgoing)
         assert len(writes) == 3  # tx.select, the batch, tx.commit
-        received = [channel.basic_get(queue, auto_ack=True)[2] for _ in bodies]
-        assert received == bodies
+
+        received = [channel.basic_get(queue, auto_ack=True) for _ in range(5)]
+        assert channel.basic_get(queue)[0] is None  # nothing more
+        keys = [method.routing_key for method, _, _ in received]
+        assert keys == [
+            "order.created",
+            "order.created",
+            "stock.reserved",
+            "order.created",
+            "test.big",
+        ]
+        counts = [properties.headers["event-count"] for _, properties, _ in received]
+        assert counts == [PACK_SIZE, 50, 1, 2, 1]
+        assert received[2][1].message_id == reserved.id  # alone: the event's own id
+        assert received[2][2] == reserved.to_json().encode()  # alone: the envelope itself
+        assert received[4][2] == b"x" * 300_000
+        unpacked = [read_message(body) for _, _, body in received[:4]]
+        assert all(not problems for _, problems in unpacked)
+        ids = [event.id for events_read, _ in unpacked for event in events_read]
+        assert ids == [e.id for e in created[:-2]] + [reserved.id] + [e.id for e in created[-2:]]
     finally:
         probe.close()
         broker.close()

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from order_service.repository import GroupCommittedOrders, event_tables, orders
 from service_kit import request_id
 from service_kit.db import create_engine_for
-from service_kit.events import parse_event
 from service_kit.group_commit import GroupCommit
 from service_kit.migrations import upgrade_to_head
+from tests.helpers import parse_event
 
 
 def test_concurrent_submissions_are_committed_together():

@@ -16,9 +16,9 @@ from product_service.service import ProductService, cache_key
 from service_kit.cache import open_cache
 from service_kit.db import create_engine_for
 from service_kit.errors import Conflict, DependencyUnavailable, NotFound, Unprocessable
-from service_kit.events import new_event, parse_event
+from service_kit.events import new_event
 from service_kit.migrations import upgrade_to_head
-from tests.helpers import order_created
+from tests.helpers import order_created, parse_event
 
 
 @pytest.fixture

@@ -1,0 +1,49 @@
+"""Reading a message body: one event, or a pack of them (openapi/events.yaml)."""
+
+import pytest
+
+from service_kit.events import PoisonMessage, pack, read_message
+from tests.helpers import order_created
+
+
+def body(event) -> bytes:  # noqa: ANN001
+    return event.to_json().encode()
+
+
+def test_an_event_alone_is_its_envelope():
+    event = order_created(1, 2, 3)
+    assert pack([body(event)]) == body(event)
+    events, problems = read_message(pack([body(event)]))
+    assert events == [event] and problems == []
+
+
+def test_a_pack_gives_its_events_in_order():
+    created = [order_created(n, 2, 1) for n in range(1, 4)]
+    events, problems = read_message(pack([body(e) for e in created]))
+    assert events == created and problems == []
+
+
+def test_an_invalid_event_in_a_pack_leaves_the_others_valid():
+    first, last = order_created(1, 2, 1), order_created(3, 2, 1)
+    events, problems = read_message(
+        pack([body(first), b'{"id": "x", "type": "order.created"}', body(last)])
+    )
+    assert events == [first, last]
+    assert len(problems) == 1 and "not a valid event" in str(problems[0])
+
+
+@pytest.mark.parametrize(
+    ("message", "problem"),
+    [
+        (b"not json", "not JSON"),
+        (b"[]", "neither an event nor a non-empty pack"),
+        (b"42", "neither an event nor a non-empty pack"),
+        (b'"order.created"', "neither an event nor a non-empty pack"),
+        (b"[1, 2]", "not a valid event"),
+    ],
+)
+def test_what_is_not_an_event_or_a_pack_is_poison(message, problem):
+    events, problems = read_message(message)
+    assert events == []
+    assert problems and all(isinstance(p, PoisonMessage) for p in problems)
+    assert problem in str(problems[0])
