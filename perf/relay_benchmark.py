@@ -1,14 +1,15 @@
 """How many outbox events per second the relay publishes to RabbitMQ, durably.
 
 Fills an order-service outbox on the real MariaDB with N `order.created` events, then lets one
-relay publish them (persistent messages, one AMQP transaction per batch) into a throw-away
-virtual host, and prints events/s and the relay's CPU per event.
+relay publish them (persistent messages in packs, one AMQP transaction per batch) into a
+throw-away virtual host, and prints events/s and the relay's CPU per event.
 
     make bench-relay            # N=20000
     .venv/bin/python perf/relay_benchmark.py --events 50000 --batch 500   # default: the relay's
 """
 
 import argparse
+import decimal
 import subprocess
 import time
 import uuid
@@ -19,7 +20,7 @@ import pymysql
 from order_service.repository import event_tables
 from service_kit.broker import open_broker
 from service_kit.db import create_engine_for
-from service_kit.events import new_event
+from service_kit.events import new_event, read_message
 from service_kit.migrations import upgrade_to_head
 from service_kit.outbox import RELAY_BATCH_SIZE, OutboxRelay
 
@@ -54,7 +55,7 @@ def main() -> None:
                     "id": i + 1,
                     "productId": 1 + i % 50,
                     "qty": 1,
-                    "totalPrice": "9.99",
+                    "totalPrice": decimal.Decimal("9.99"),
                     "status": "PENDING",
                     "createdAt": "2026-11-21T10:00:00Z",
                 },
@@ -73,15 +74,9 @@ def main() -> None:
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         broker.close()
 
-        connection = pika.BlockingConnection(pika.URLParameters(broker_url))
-        queued = (
-            connection.channel()
-            .queue_declare("product-service.order-created", passive=True)
-            .method.message_count
-        )
-        connection.close()
+        messages, queued = events_in_queue(broker_url, "product-service.order-created")
         print(f"events published      {published}")
-        print(f"in product's queue    {queued}")
+        print(f"in product's queue    {queued} (in {messages} messages)")
         print(f"batch size            {args.batch}")
         print(f"wall time             {seconds:.2f} s")
         print(f"throughput            {published / seconds:,.0f} events/s")
@@ -90,6 +85,21 @@ def main() -> None:
     finally:
         admin.cursor().execute(f"DROP DATABASE IF EXISTS `{database}`")
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
+
+
+def events_in_queue(broker_url: str, queue: str) -> tuple[int, int]:
+    """How many messages the queue holds, and how many valid events they carry (it is emptied)."""
+    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    try:
+        channel = connection.channel()
+        messages = carried = 0
+        while (message := channel.basic_get(queue, auto_ack=True))[0] is not None:
+            events, problems = read_message(message[2])
+            assert not problems, problems[0]
+            messages, carried = messages + 1, carried + len(events)
+        return messages, carried
+    finally:
+        connection.close()
 
 
 if __name__ == "__main__":
