@@ -1,8 +1,11 @@
-"""Reading a message body: one event, or a pack of them (openapi/events.yaml)."""
+"""Event ids, and reading a message body: one event, or a pack of them (openapi/events.yaml)."""
+
+import time
+import uuid
 
 import pytest
 
-from service_kit.events import PoisonMessage, pack, read_message
+from service_kit.events import PoisonMessage, new_event, pack, read_message
 from tests.helpers import order_created
 
 
@@ -47,3 +50,16 @@ def test_what_is_not_an_event_or_a_pack_is_poison(message, problem):
     assert events == []
     assert problems and all(isinstance(p, PoisonMessage) for p in problems)
     assert problem in str(problems[0])
+
+
+def test_event_ids_are_uuids_that_grow_with_time():
+    """Version 7: the inbox, keyed by event id, then grows at the end of its index."""
+    first = new_event("order.created", {}).id
+    time.sleep(0.002)
+    later = [new_event("order.created", {}).id for _ in range(100)]
+    parsed = [uuid.UUID(event_id) for event_id in [first, *later]]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert all(first < event_id for event_id in later)
+    assert len(set(later)) == len(later)
+    milliseconds = int(first.replace("-", "")[:12], 16)
+    assert abs(milliseconds / 1000 - time.time()) < 5
