@@ -16,7 +16,19 @@ def test_rates_whose_backlog_would_drain_in_time_are_held_first_best_first():
         step(3000, False, 9.0),
     ]
     assert rates_to_hold(steps, stretch=6) == [2000, 1500, 1000]
-    assert rates_to_hold(steps, stretch=6, most=5) == [2000, 1500, 1000, 2500]
+
+
+def test_rates_that_would_not_drain_in_time_are_held_only_when_none_would():
+    steps = [step(1000, True, 0.6), step(2000, True, 8.0), step(2500, True, 9.0)]
+    assert rates_to_hold(steps, stretch=6) == [1000]
+    steps = [step(1000, True, 8.0), step(2000, True, 9.0), step(2500, True, 10.0)]
+    assert rates_to_hold(steps, stretch=6) == [2500, 2000, 1000]
+
+
+def test_each_hold_is_at_least_a_tenth_below_the_one_that_failed_before_it():
+    steps = [step(rate, True, 0.7) for rate in range(2500, 4500, 250)] + [step(4500, False, 0.8)]
+    assert rates_to_hold(steps, stretch=6) == [4250, 3750, 3250]
+    assert rates_to_hold(steps, stretch=6, most=5) == [4250, 3750, 3250, 2750]  # 2500 > 2475
 
 
 def test_without_a_drain_time_every_passed_rate_is_likely():
