@@ -10,9 +10,8 @@ an open-loop generator (perf/openloop.py):
    search stops); the highest rate with p99 <= 50 ms and no error, whose backlog would likely
    drain in time, is then held for 60 s (if it does not hold, a passed rate at least a tenth
    lower, three holds at most; web worker RSS and every process's CPU per order measured
-   meanwhile). Each step and hold starts once every
-   event of the earlier orders is consumed, and a hold counts only if its orders are all
-   settled within 30 s after it;
+   meanwhile). Each step and hold starts once every event of the earlier orders is consumed,
+   and a hold counts only if its orders are all settled within 30 s after it;
 3. GET /products/{id} served from the cache, once every event is consumed;
 4. after the load: how long until every order is settled, and the accounting — orders stored
    = 201s returned, order.created applied by product-service = logged by order-service =
@@ -111,7 +110,7 @@ def rates_to_hold(
     held: list[int] = []
     for step in likely + [s for s in passed if s not in likely]:
         rate = int(step["offered_rps"])
-        if len(held) < most and rate not in held and (not held or rate <= held[-1] * step_down):
+        if len(held) < most and (not held or rate <= held[-1] * step_down):
             held.append(rate)
     return held
 
@@ -363,10 +362,9 @@ def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
         best, sustained, held = None, None, []
         # The highest rate that passed a step, and whose backlog would likely drain in time, is
         # held for the full time; if it does not hold, one at least a tenth lower (three holds at
-        # most).
-        # Each hold starts once the workers have caught up with what came before (a backlog
-        # being drained would load the next hold), and passes only if every order is settled
-        # within 30 s after it.
+        # most). Each hold starts once the workers have caught up with what came before (a
+        # backlog being drained would load the next hold), and passes only if every order is
+        # settled within 30 s after it.
         stretch = args.sustain_seconds / args.step_seconds
         for rate in rates_to_hold(steps, stretch=stretch):
             seconds_to_drain(databases["order"])

@@ -21,7 +21,9 @@ def test_rates_whose_backlog_would_drain_in_time_are_held_first_best_first():
 def test_rates_that_would_not_drain_in_time_are_held_only_when_none_would():
     steps = [step(1000, True, 0.6), step(2000, True, 8.0), step(2500, True, 9.0)]
     assert rates_to_hold(steps, stretch=6) == [1000]
+    # The failed step's short drain is the events' own way: none of the others would settle.
     steps = [step(1000, True, 8.0), step(2000, True, 9.0), step(2500, True, 10.0)]
+    steps.append(step(3000, False, 0.5))
     assert rates_to_hold(steps, stretch=6) == [2500, 2000, 1000]
 
 
