@@ -24,8 +24,8 @@ from pathlib import Path
 
 import httpx
 
-from tests import throwaway
-from tests.e2e.processes import running_stack
+from devstack import throwaway
+from devstack.processes import running_stack
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -1,32 +1,35 @@
-"""HTTP handlers of openapi/order.yaml, one per operationId: HTTP in and out only."""
+"""HTTP handlers of openapi/order.yaml, one method per operationId: HTTP in and out only."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from order_service.service import OrderService
-from service_kit import health as health_checks
-from service_kit.web import component, created
+from service_kit.http import health as health_checks
+from service_kit.http.answers import Answer, created
+
+# Served by the fast path too (service_kit/http/fast_path.py).
+FAST_OPERATIONS = ("create_order", "get_order")
 
 
-def _orders() -> OrderService:
-    return component("orders")
+class OrderApi:
+    def __init__(self, orders: OrderService, readiness_checks: Mapping[str, health_checks.Check]):
+        self._orders = orders
+        self._readiness_checks = readiness_checks
 
+    def create_order(self, body: dict[str, Any]) -> Answer:
+        order = self._orders.place(product_id=body["productId"], qty=body["qty"])
+        return created(order, f"/orders/{order['id']}")
 
-def create_order(body: dict[str, Any]) -> Any:
-    order = _orders().place(product_id=body["productId"], qty=body["qty"])
-    return created(order, f"/orders/{order['id']}")
+    def get_order(self, id: int) -> Answer:  # noqa: A002 - the contract names the parameter `id`
+        return self._orders.get(id)
 
+    def list_orders_by_product(
+        self, productId: int, limit: int, before: int | None = None
+    ) -> Answer:  # noqa: N803, E501
+        return self._orders.of_product(productId, before=before, limit=limit)
 
-def get_order(id: int) -> Any:  # noqa: A002 - the contract names the path parameter `id`
-    return _orders().get(id)
+    def health(self) -> Answer:
+        return health_checks.alive()
 
-
-def list_orders_by_product(productId: int, limit: int, before: int | None = None) -> Any:  # noqa: N803
-    return _orders().of_product(productId, before=before, limit=limit)
-
-
-def health() -> Any:
-    return health_checks.alive()
-
-
-def ready() -> Any:
-    return health_checks.readiness(component("readiness_checks"))
+    def ready(self) -> Answer:
+        return health_checks.readiness(self._readiness_checks)

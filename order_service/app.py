@@ -1,26 +1,31 @@
-"""The Connexion app of openapi/order.yaml, wired by `bootstrap`."""
+"""The Connexion app of openapi/order.yaml: the use cases `bootstrap` wires, bound to their
+handlers."""
 
 import connexion
 import flask
 
+from order_service.api import FAST_OPERATIONS, OrderApi
 from order_service.bootstrap import bootstrap
 from order_service.config import OrderConfig, load_config
 from order_service.service import ProductCatalog
 from service_kit.config import exit_on_config_error
-from service_kit.web import create_service_app
+from service_kit.http.app import create_service_app
 
 
 def create_app(
-    config: OrderConfig | None = None, *, product_source: ProductCatalog | None = None
+    config: OrderConfig | None = None,
+    *,
+    product_source: ProductCatalog | None = None,
+    fast_path: bool = True,
 ) -> connexion.FlaskApp:
+    """`fast_path=False` serves every request through Connexion's pipeline (tests compare)."""
     config = config or load_config()
     service, infrastructure = bootstrap(config, product_source=product_source)
     return create_service_app(
         import_name=__name__,
         spec_file="order.yaml",
-        handlers_module="order_service.api",
-        components={"orders": service},
-        readiness_checks=infrastructure.readiness_checks(),
+        handlers=OrderApi(service, infrastructure.readiness_checks()),
+        fast_operations=FAST_OPERATIONS if fast_path else (),
         validate_responses=config.validate_responses,
     )
 

@@ -6,7 +6,7 @@ from order_service.price_cache import SwrProductCatalog
 from order_service.product_gateway import HttpProductCatalog
 from order_service.repository import GroupCommittedOrders, OrderUnitOfWork
 from order_service.service import OrderService, ProductCatalog
-from service_kit.infrastructure import Infrastructure, open_infrastructure
+from service_kit.process.infrastructure import Infrastructure, open_infrastructure
 
 
 def bootstrap(
@@ -23,9 +23,7 @@ def bootstrap(
     )
     lists = OrderListCache(infrastructure.cache, config.cache_ttl_s)
     new_orders = GroupCommittedOrders(
-        infrastructure.engine,
-        after_commit=lambda orders: lists.invalidate(order["productId"] for order in orders),
-        linger_s=config.group_commit_linger_s,
+        infrastructure.engine, lists, linger_s=config.group_commit_linger_s
     )
     service = OrderService(
         lambda: OrderUnitOfWork(infrastructure.engine), new_orders, catalog, catalog, lists

@@ -2,7 +2,7 @@
 
 from order_service.config import load_config
 from service_kit.config import exit_on_config_error
-from service_kit.migrations import upgrade_to_head
+from service_kit.storage.migrations import upgrade_to_head
 
 SCRIPT_LOCATION = "order_service:migrations"
 

@@ -9,7 +9,7 @@ from order_service.generated_product_client import Client
 from order_service.generated_product_client.api.products import get_product
 from order_service.service import ProductSnapshot
 from service_kit import exact_json
-from service_kit.outgoing_http import call_peer, client_settings, peer_failed
+from service_kit.http.outgoing import call_peer, client_settings, peer_failed
 
 
 class HttpProductCatalog:

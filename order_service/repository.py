@@ -1,9 +1,9 @@
-"""Orders in SQL: SQLAlchemy Core, and the driver directly for the group commit of new orders.
+"""Orders in SQL: SQLAlchemy Core, and for the group commit of new orders the driver directly,
+with statements generated from the same tables.
 Column names are the contract's field names, so a row is already the `Order` of order.yaml."""
 
-import datetime
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -15,22 +15,23 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    insert,
     select,
     update,
 )
 
-from service_kit import outbox, request_id
-from service_kit.db import (
+from service_kit import request_id
+from service_kit.messaging import outbox
+from service_kit.messaging.events import new_event
+from service_kit.messaging.unit_of_work import EventTables, SqlUnitOfWork
+from service_kit.storage.db import (
     DedicatedConnection,
     Money,
     UtcDateTime,
     multi_row_insert_ids_are_consecutive,
     utc_now,
 )
-from service_kit.events import Event, new_event
-from service_kit.group_commit import GroupCommit
-from service_kit.unit_of_work import EventTables, SqlUnitOfWork
+from service_kit.storage.group_commit import GroupCommit
+from service_kit.storage.rows import DriverInsert
 
 Order = dict[str, Any]
 
@@ -51,6 +52,11 @@ orders = Table(
     mysql_charset="utf8mb4",
 )
 event_tables = EventTables(metadata)
+NEW_ORDER_COLUMNS = ("productId", "qty", "totalPrice", "status", "createdAt")
+
+
+class OrderListInvalidation(Protocol):
+    def invalidate(self, product_ids: Iterable[int]) -> None: ...
 
 
 class SqlOrderRepository:
@@ -91,72 +97,42 @@ class OrderUnitOfWork(SqlUnitOfWork):
         return self
 
 
-_MYSQL_INSERT_ORDER = (
-    "INSERT INTO orders (productId, qty, totalPrice, status, createdAt) VALUES (%s, %s, %s, %s, %s)"
-)
-
-
 class GroupCommittedOrders:
     """New orders, each stored with its order.created event in one transaction that it shares
     with the other orders of this process arriving meanwhile (group commit): one commit, one
-    multi-row INSERT per table, for a whole batch."""
+    multi-row INSERT per table where the database allows, for a whole batch. Once a batch is
+    committed, the cached order lists of its products are invalidated."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        after_commit: Callable[[Sequence[Order]], None],
-        linger_s: float = 0.0,
-    ) -> None:
+    def __init__(self, engine: Engine, lists: OrderListInvalidation, *, linger_s: float = 0.0):
         self._engine = engine
+        self._lists = lists
         self._driver = DedicatedConnection(engine)
-        self._through_driver: bool | None = None  # learnt at the first commit
+        self._insert_orders = DriverInsert(orders, NEW_ORDER_COLUMNS, engine.dialect)
+        self._insert_events = DriverInsert(event_tables.outbox, outbox.COLUMNS, engine.dialect)
+        self._consecutive_ids: bool | None = None  # learnt at the first commit
         self._group: GroupCommit[tuple[Mapping[str, Any], str | None], Order] = GroupCommit(
-            self._commit, after_commit=after_commit, linger_s=linger_s
+            self._commit, after_commit=self._invalidate_lists, linger_s=linger_s
         )
 
     def add(self, fields: Mapping[str, Any]) -> Order:
         return self._group.submit((fields, request_id.current()))
 
     def _commit(self, items: Sequence[tuple[Mapping[str, Any], str | None]]) -> list[Order]:
+        if self._consecutive_ids is None:
+            self._consecutive_ids = multi_row_insert_ids_are_consecutive(self._engine)
         now = utc_now()
         rows = [{**fields, "createdAt": now} for fields, _ in items]
-        causes = [caused_by for _, caused_by in items]
-        if self._through_driver is None:
-            self._through_driver = multi_row_insert_ids_are_consecutive(self._engine)
-        if self._through_driver:
-            return self._commit_through_driver(rows, causes)
-        with self._engine.begin() as connection:
-            created = []
-            for row in rows:
-                order_id = connection.execute(insert(orders).values(row)).inserted_primary_key[0]
-                created.append({"id": order_id, **row})
-            outbox.append(connection, event_tables.outbox, *_orders_created(created, causes))
-        return created
-
-    def _commit_through_driver(
-        self, rows: list[dict[str, Any]], causes: list[str | None]
-    ) -> list[Order]:
-        """MySQL/MariaDB, the hot path: PyMySQL turns each executemany into one multi-row
-        INSERT, whose ids are consecutive from `lastrowid`."""
-        # What Money and UtcDateTime would bind: exact cents, naive UTC.
-        created_at = rows[0]["createdAt"].astimezone(datetime.UTC).replace(tzinfo=None)
         with self._driver.transaction() as cursor:
-            cursor.executemany(
-                _MYSQL_INSERT_ORDER,
-                [
-                    (r["productId"], r["qty"], r["totalPrice"], r["status"], created_at)
-                    for r in rows
-                ],
+            ids = self._insert_orders.rows_with_ids(
+                cursor, rows, consecutive_ids=self._consecutive_ids
             )
-            first = cursor.lastrowid
-            created = [{"id": first + n, **row} for n, row in enumerate(rows)]
-            outbox.append_through_driver(cursor, _orders_created(created, causes))
+            created = [{"id": order_id, **row} for order_id, row in zip(ids, rows, strict=True)]
+            events = [
+                new_event("order.created", order, caused_by=caused_by)
+                for order, (_, caused_by) in zip(created, items, strict=True)
+            ]
+            self._insert_events.rows(cursor, [outbox.row_of(event) for event in events])
         return created
 
-
-def _orders_created(created: Sequence[Order], causes: Sequence[str | None]) -> list[Event]:
-    return [
-        new_event("order.created", order, caused_by=caused_by)
-        for order, caused_by in zip(created, causes, strict=True)
-    ]
+    def _invalidate_lists(self, created: Sequence[Order]) -> None:
+        self._lists.invalidate(order["productId"] for order in created)

@@ -7,7 +7,7 @@ from order_service.config import load_config
 from order_service.repository import event_tables
 from service_kit import logs
 from service_kit.config import exit_on_config_error
-from service_kit.worker_process import Task, consumer_task, run_tasks
+from service_kit.process.worker import Task, consumer_task, run_tasks
 
 
 def main() -> None:

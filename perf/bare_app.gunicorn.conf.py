@@ -1,7 +1,7 @@
 # gunicorn settings of the ceiling endpoint: the services' own settings, on BARE_PORT.
 import os
 
-from service_kit.gunicorn_settings import web_settings
+from service_kit.process.gunicorn_settings import web_settings
 
 # The same access-log choice as the services under measurement.
 globals().update(

@@ -40,9 +40,9 @@ import httpx
 import psutil
 import pymysql
 
+from devstack.processes import ROOT, free_port, stop
+from devstack.real_stack import ACCESS_LOG, real_stack
 from perf import cpu_priority, openloop
-from perf.real_stack import ACCESS_LOG, real_stack
-from tests.e2e.processes import ROOT, free_port, stop
 
 REPORTS = ROOT / "perf" / "reports"
 P99_LIMIT_MS = 50.0

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from service_kit.worker_process import autogroup, session_nice
+from service_kit.process.worker import autogroup, session_nice
 
 # Not 19, the workers' value: the broker's share must still carry every event of the hold, or
 # the backlog after a 60 s hold at 2000 orders/s outlasts the 30 s allowed (measured here: 19

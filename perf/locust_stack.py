@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from perf.real_stack import real_stack
-from tests.e2e.processes import ROOT
+from devstack.processes import ROOT
+from devstack.real_stack import real_stack
 
 REPORTS = ROOT / "perf" / "reports"
 

@@ -18,11 +18,11 @@ import pika
 import pymysql
 
 from order_service.repository import event_tables
-from service_kit.broker import open_broker
-from service_kit.db import create_engine_for
-from service_kit.events import new_event, read_message
-from service_kit.migrations import upgrade_to_head
-from service_kit.outbox import RELAY_BATCH_SIZE, OutboxRelay
+from service_kit.messaging.events import new_event, read_message
+from service_kit.messaging.outbox import RELAY_BATCH_SIZE, OutboxRelay
+from service_kit.process.infrastructure import open_broker
+from service_kit.storage.db import create_engine_for
+from service_kit.storage.migrations import upgrade_to_head
 
 MYSQL = "mysql+pymysql://root:@127.0.0.1:3306"
 

@@ -1,45 +1,45 @@
-"""HTTP handlers of openapi/product.yaml, one per operationId: HTTP in and out only."""
+"""HTTP handlers of openapi/product.yaml, one method per operationId: HTTP in and out only."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from product_service.service import ProductService
-from service_kit import health as health_checks
-from service_kit.web import component, created, no_content
+from service_kit.http import health as health_checks
+from service_kit.http.answers import Answer, created, no_content
+
+# Served by the fast path too (service_kit/http/fast_path.py).
+FAST_OPERATIONS = ("get_product",)
 
 
-def _products() -> ProductService:
-    return component("products")
+class ProductApi:
+    def __init__(
+        self, products: ProductService, readiness_checks: Mapping[str, health_checks.Check]
+    ) -> None:
+        self._products = products
+        self._readiness_checks = readiness_checks
 
+    def create_product(self, body: dict[str, Any]) -> Answer:
+        product = self._products.create(**body)
+        return created(product, f"/products/{product['id']}")
 
-def create_product(body: dict[str, Any]) -> Any:
-    product = _products().create(**body)
-    return created(product, f"/products/{product['id']}")
+    def list_products(self, limit: int, after: int) -> Answer:
+        return self._products.list_page(after=after, limit=limit)
 
+    def get_product(self, id: int) -> Answer:  # noqa: A002 - the contract names the parameter
+        return self._products.get(id)
 
-def list_products(limit: int, after: int) -> Any:
-    return _products().list_page(after=after, limit=limit)
+    def update_product(self, id: int, body: dict[str, Any]) -> Answer:  # noqa: A002
+        return self._products.update(id, **body)
 
+    def delete_product(self, id: int) -> Answer:  # noqa: A002
+        self._products.delete(id)
+        return no_content()
 
-def get_product(id: int) -> Any:  # noqa: A002 - the contract names the path parameter `id`
-    return _products().get(id)
+    def get_product_with_orders(self, id: int, limit: int) -> Answer:  # noqa: A002
+        return self._products.with_orders(id, limit=limit)
 
+    def health(self) -> Answer:
+        return health_checks.alive()
 
-def update_product(id: int, body: dict[str, Any]) -> Any:  # noqa: A002
-    return _products().update(id, **body)
-
-
-def delete_product(id: int) -> Any:  # noqa: A002
-    _products().delete(id)
-    return no_content()
-
-
-def get_product_with_orders(id: int, limit: int) -> Any:  # noqa: A002
-    return _products().with_orders(id, limit=limit)
-
-
-def health() -> Any:
-    return health_checks.alive()
-
-
-def ready() -> Any:
-    return health_checks.readiness(component("readiness_checks"))
+    def ready(self) -> Answer:
+        return health_checks.readiness(self._readiness_checks)

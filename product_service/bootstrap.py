@@ -4,7 +4,7 @@ from product_service.order_gateway import HttpOrdersSource
 from product_service.repository import ProductUnitOfWork
 from product_service.service import OrdersSource, ProductService
 from service_kit.config import ServiceConfig
-from service_kit.infrastructure import Infrastructure, open_infrastructure
+from service_kit.process.infrastructure import Infrastructure, open_infrastructure
 
 
 def bootstrap(

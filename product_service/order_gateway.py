@@ -7,7 +7,7 @@ from product_service.generated_order_client import Client
 from product_service.generated_order_client.api.orders import list_orders_by_product
 from product_service.service import Order
 from service_kit import exact_json
-from service_kit.outgoing_http import call_peer, client_settings, peer_failed
+from service_kit.http.outgoing import call_peer, client_settings, peer_failed
 
 
 class HttpOrdersSource:

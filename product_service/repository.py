@@ -18,8 +18,8 @@ from sqlalchemy import (
     update,
 )
 
-from service_kit.db import Money, UtcDateTime, utc_now
-from service_kit.unit_of_work import EventTables, SqlUnitOfWork
+from service_kit.messaging.unit_of_work import EventTables, SqlUnitOfWork
+from service_kit.storage.db import Money, UtcDateTime, utc_now
 
 Product = dict[str, Any]
 

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, Self
 
-from service_kit.consumer import each
 from service_kit.errors import DependencyUnavailable, NotFound
-from service_kit.events import Event
+from service_kit.messaging.consumer import each
+from service_kit.messaging.events import Event
 
 Product = dict[str, Any]
 Order = dict[str, Any]

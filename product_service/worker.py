@@ -6,7 +6,7 @@ from product_service.config import load_config
 from product_service.repository import event_tables
 from service_kit import logs
 from service_kit.config import exit_on_config_error
-from service_kit.worker_process import consumer_task, run_tasks
+from service_kit.process.worker import consumer_task, run_tasks
 
 ORDERS_CREATED = "product-service.order-created"
 

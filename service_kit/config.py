@@ -87,7 +87,7 @@ class ServiceConfig:
     peer_timeout_s: float  # <P>_SERVICE_TIMEOUT_MS
     log_level: str  # LOG_LEVEL
     validate_responses: bool  # <S>_VALIDATE_RESPONSES=1: check every response against the spec
-    access_log: bool  # <S>_ACCESS_LOG=0: no line per request (it costs ~8% of a web worker)
+    access_log: bool  # <S>_ACCESS_LOG=0: no line per request (a share of a web worker's CPU)
     redis_url: str | None  # REDIS_URL; unset: a file-system cache in cache_dir
     cache_dir: str  # $CACHE_DIR/<service>, CACHE_DIR defaulting to var/cache
     cache_ttl_s: int  # <S>_CACHE_TTL_S

@@ -1,5 +1,5 @@
 """Errors that use cases raise. They say what went wrong, not which HTTP status it is:
-`service_kit.problems` maps them to problem+json responses."""
+`service_kit.http.edge` maps them to problem+json responses."""
 
 
 class ServiceError(Exception):

@@ -1,8 +1,8 @@
 """JSON with exact money: numbers with a fraction are read as Decimal and Decimals are written as
 JSON numbers (not strings, not floats). Aware datetimes are written as RFC 3339 in UTC.
 
-Writing goes through orjson (~0.7 µs for an order or an event against ~7.4 µs for simplejson,
-twice per order on the hot path), each Decimal spliced in as its own digits; what orjson cannot
+Writing goes through orjson (a tenth of simplejson's cost, twice per order on the hot path),
+each Decimal spliced in as its own digits; what orjson cannot
 write (integers beyond 64 bits) falls back to simplejson, so every value keeps its exact text.
 Reading stays simplejson, the one fast parser that yields Decimal."""
 
@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 import simplejson
-from flask.json.provider import DefaultJSONProvider
 
 # Datetimes go through _default (UTC, "Z"); keys may be str subclasses (SQLAlchemy row keys).
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
@@ -79,13 +78,3 @@ def _reject_lone_surrogates(value: Any) -> None:
     elif isinstance(value, list):
         for item in value:
             _reject_lone_surrogates(item)
-
-
-class ExactJSONProvider(DefaultJSONProvider):
-    """Flask JSON provider used for request bodies and responses alike."""
-
-    def dumps(self, obj: Any, **kwargs: Any) -> str:  # kwargs (e.g. indent) are ignored: compact
-        return dumps(obj)
-
-    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        return loads(s)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests import throwaway
+from devstack import throwaway
 
 
 def infra_required() -> bool:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from service_kit.events import Event, new_event, read_message
+from service_kit.messaging.events import Event, new_event, read_message
 
 PROBLEM = "application/problem+json"
 

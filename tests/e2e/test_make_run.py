@@ -10,7 +10,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.e2e.processes import ROOT, free_port, stop, wait_until_answering
+from devstack.processes import ROOT, free_port, stop, wait_until_answering
 
 
 @pytest.fixture

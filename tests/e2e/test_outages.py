@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from tests.e2e.processes import running_stack
+from devstack.processes import running_stack
 from tests.e2e.tcp_proxy import TcpProxy
 from tests.e2e.test_services_as_processes import eventually
 

@@ -12,8 +12,8 @@ import httpx
 import psutil
 import pytest
 
-from service_kit.worker_process import autogroup, session_nice
-from tests.e2e.processes import running_stack
+from devstack.processes import running_stack
+from service_kit.process.worker import autogroup, session_nice
 
 PROBLEM = "application/problem+json"
 

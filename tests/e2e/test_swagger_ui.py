@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import ROOT, running_stack
-from tests.throwaway import embedded_env, sqlite_databases
+from devstack.processes import ROOT, running_stack
+from devstack.throwaway import embedded_env, sqlite_databases
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "screenshots"

@@ -29,6 +29,7 @@ def build_stack(
     *,
     order_service_up: bool = True,
     product_service_up: bool = True,
+    fast_path: bool = True,
 ) -> Stack:
     apps: dict[str, flask.Flask] = {}
 
@@ -47,8 +48,8 @@ def build_stack(
         if product_service_up
         else HttpProductCatalog(UNREACHABLE, 0.5)
     )
-    apps["product"] = create_product_app(product_config, orders=orders).app
-    apps["order"] = create_order_app(order_config, product_source=catalog).app
+    apps["product"] = create_product_app(product_config, orders=orders, fast_path=fast_path).app
+    apps["order"] = create_order_app(order_config, product_source=catalog, fast_path=fast_path).app
     return Stack(product=apps["product"], order=apps["order"])
 
 

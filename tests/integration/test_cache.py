@@ -3,7 +3,7 @@ instead of finding the cache "failed" (which sent reads to the database)."""
 
 from concurrent.futures import ThreadPoolExecutor
 
-from service_kit.cache import open_cache
+from service_kit.storage.cache import open_cache
 
 
 def test_more_concurrent_readers_than_pooled_connections(redis_url, tmp_path, caplog):

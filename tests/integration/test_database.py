@@ -4,7 +4,7 @@ replaced by themselves."""
 import pymysql
 from sqlalchemy import text
 
-from service_kit import db
+from service_kit.storage import db
 
 
 def _kill(connection_id: int) -> None:

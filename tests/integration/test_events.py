@@ -11,12 +11,19 @@ import pytest
 
 from product_service.bootstrap import bootstrap
 from product_service.config import load_config
-from service_kit import events
-from service_kit.amqp_broker import PACK_SIZE, AmqpBroker
-from service_kit.broker import OutgoingMessage, open_broker
-from service_kit.consumer import consume
-from service_kit.events import MAX_DELIVERIES, Event, dead_letter_queue, new_event, read_message
-from service_kit.spool_broker import SpoolBroker
+from service_kit.messaging import events
+from service_kit.messaging.amqp import PACK_SIZE, AmqpBroker
+from service_kit.messaging.broker import OutgoingMessage
+from service_kit.messaging.consumer import consume
+from service_kit.messaging.events import (
+    MAX_DELIVERIES,
+    Event,
+    dead_letter_queue,
+    new_event,
+    read_message,
+)
+from service_kit.messaging.spool import SpoolBroker
+from service_kit.process.infrastructure import open_broker
 from tests.helpers import order_created
 
 QUEUE = "product-service.order-created"

@@ -1,12 +1,15 @@
-"""The fast path (service_kit/fast_path.py) of POST /orders, GET /orders/{id} and
+"""The fast path (service_kit/http/fast_path.py) of POST /orders, GET /orders/{id} and
 GET /products/{id}: well-formed requests skip Flask and Connexion's pipeline, every other
-request takes it, and both paths answer alike."""
+request takes it, both paths answer alike, and an operation declared for it that it cannot
+serve fails the start."""
 
 import flask
 import pytest
+from connexion.apis.flask_api import FlaskApi
 
-from service_kit import fast_path
-from service_kit.fast_path import FastPathFlaskApi
+from order_service import app as order_app
+from product_service import app as product_app
+from service_kit.http.fast_path import FastPathUnsuitable
 from tests.helpers import assert_problem
 from tests.integration.stack import build_stack, new_product
 
@@ -17,13 +20,13 @@ JSON = "application/json"
 def pipeline_requests(monkeypatch):
     """The requests that went through Connexion's pipeline."""
     seen: list[str] = []
-    get_request = FastPathFlaskApi.get_request.__func__
+    get_request = FlaskApi.get_request.__func__
 
     def counting(cls, *args, **kwargs):  # noqa: ANN001, ANN202
         seen.append(flask.request.full_path)
         return get_request(cls, *args, **kwargs)
 
-    monkeypatch.setattr(FastPathFlaskApi, "get_request", classmethod(counting))
+    monkeypatch.setattr(FlaskApi, "get_request", classmethod(counting))
     return seen
 
 
@@ -96,10 +99,9 @@ def test_other_requests_take_connexions_pipeline(stack, pipeline_requests, reque
     assert len(pipeline_requests) == 1
 
 
-def test_both_paths_answer_alike(service_env, monkeypatch):
+def test_both_paths_answer_alike(service_env):
     fast = build_stack(service_env)
-    monkeypatch.setattr(fast_path, "_fast_path_inputs", lambda *_: None)
-    pipeline_only = build_stack(service_env)
+    pipeline_only = build_stack(service_env, fast_path=False)
     product = new_product(fast.product.test_client(), price=1500, qty=50)
     cases = [
         ({"json": {"productId": product["id"], "qty": 2}}, 201),
@@ -159,10 +161,9 @@ def test_which_reads_take_the_fast_path(
     assert len(pipeline_requests) == (0 if fast else 1)
 
 
-def test_both_paths_read_alike(service_env, monkeypatch):
+def test_both_paths_read_alike(service_env):
     fast = build_stack(service_env)
-    monkeypatch.setattr(fast_path, "_fast_path_inputs", lambda *_: None)
-    pipeline_only = build_stack(service_env)
+    pipeline_only = build_stack(service_env, fast_path=False)
     product = new_product(fast.product.test_client(), price=1500, qty=50)
     order = fast.order.test_client().post("/orders", json={"productId": product["id"], "qty": 1})
     for service, path, status, _ in GETS:
@@ -174,3 +175,22 @@ def test_both_paths_read_alike(service_env, monkeypatch):
         assert [answer.status_code for answer in answers] == [status, status], url
         assert dict(answers[0].headers) == dict(answers[1].headers), url
         assert answers[0].get_data() == answers[1].get_data(), url
+
+
+@pytest.mark.parametrize(
+    ("app", "operation_id", "reason"),
+    [
+        (order_app, "list_orders_by_product", "parameter limit in query"),
+        (order_app, "health", "a GET is served with integer path parameters only"),
+        (product_app, "create_product", r"decimal arithmetic \(multipleOf\)"),
+        (product_app, "update_product", "parameter id in path is not a plain header"),
+        (product_app, "delete_product", "it answers application/problem\\+json"),
+        (order_app, "cancel_order", "no such operation in the spec"),
+    ],
+)
+def test_an_operation_the_fast_path_cannot_serve_fails_the_start(
+    service_env, monkeypatch, app, operation_id, reason
+):
+    monkeypatch.setattr(app, "FAST_OPERATIONS", (*app.FAST_OPERATIONS, operation_id))
+    with pytest.raises(FastPathUnsuitable, match=reason):
+        build_stack(service_env)

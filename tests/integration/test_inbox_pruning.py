@@ -8,8 +8,8 @@ import uuid
 from sqlalchemy import insert, select
 
 from order_service.repository import event_tables
-from service_kit.db import create_engine_for, utc_now
-from service_kit.outbox import InboxPruner
+from service_kit.messaging.outbox import InboxPruner
+from service_kit.storage.db import create_engine_for, utc_now
 
 
 def _inbox_rows(engine, ages_h: list[float]) -> str:  # noqa: ANN001

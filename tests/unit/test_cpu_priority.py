@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from perf.cpu_priority import BACKGROUND_NICE, in_background
-from service_kit.worker_process import autogroup, session_nice
+from service_kit.process.worker import autogroup, session_nice
 
 # A process with a few threads, in a session of its own (as the machine's services run).
 THREADED = """

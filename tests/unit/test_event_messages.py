@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from service_kit.events import PoisonMessage, new_event, pack, read_message
+from service_kit.messaging.events import PoisonMessage, new_event, pack, read_message
 from tests.helpers import order_created
 
 

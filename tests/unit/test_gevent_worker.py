@@ -5,7 +5,7 @@ import io
 import pytest
 from gevent import pywsgi
 
-from service_kit.gevent_worker import PlainHeaders, read_headers
+from service_kit.process.gevent_worker import PlainHeaders, read_headers
 
 PLAIN = [
     b"Host: a\r\nContent-Type: application/json\r\nContent-Length: 23\r\n\r\n",

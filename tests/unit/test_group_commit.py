@@ -3,15 +3,15 @@ commit's failure), and each order's event carries the request id of the request 
 
 import threading
 import time
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
 from order_service.repository import GroupCommittedOrders, event_tables, orders
 from service_kit import request_id
-from service_kit.db import create_engine_for
-from service_kit.group_commit import GroupCommit
-from service_kit.migrations import upgrade_to_head
+from service_kit.storage.db import create_engine_for
+from service_kit.storage.group_commit import GroupCommit
 from tests.helpers import parse_event
 
 
@@ -84,20 +84,25 @@ def test_a_committer_that_ended_is_replaced():
     assert calls == [[1], [2]] and committers[1] is not committers[0]
 
 
-def test_orders_and_their_events_are_stored_together(tmp_path):
-    url = f"sqlite:///{tmp_path}/o.db"
-    upgrade_to_head("order_service:migrations", url)
-    engine = create_engine_for(url)
-    invalidated: list[int] = []
-    new_orders = GroupCommittedOrders(
-        engine, after_commit=lambda created: invalidated.extend(o["productId"] for o in created)
-    )
+class InvalidatedLists:
+    def __init__(self) -> None:
+        self.product_ids: list[int] = []
+
+    def invalidate(self, product_ids) -> None:  # noqa: ANN001
+        self.product_ids.extend(product_ids)
+
+
+def test_orders_and_their_events_are_stored_together(database_urls):
+    # On SQLite (a row at a time) and MariaDB (one multi-row INSERT per table and batch).
+    engine = create_engine_for(database_urls["order"])
+    lists = InvalidatedLists()
+    new_orders = GroupCommittedOrders(engine, lists)
     made: dict[str, dict] = {}
 
     def place(n: int) -> None:
         request_id.bind(f"req-{n}")
         made[f"req-{n}"] = new_orders.add(
-            {"productId": n % 3 + 1, "qty": 1, "totalPrice": n, "status": "PENDING"}
+            {"productId": n % 3 + 1, "qty": 1, "totalPrice": Decimal(n) / 4, "status": "PENDING"}
         )
 
     threads = [threading.Thread(target=place, args=(n,)) for n in range(30)]
@@ -106,10 +111,12 @@ def test_orders_and_their_events_are_stored_together(tmp_path):
     for thread in threads:
         thread.join(10)
     with engine.connect() as connection:
-        stored = connection.execute(select(orders.c.id)).scalars().all()
+        stored = {row.id: row._asdict() for row in connection.execute(select(orders))}
         bodies = connection.execute(select(event_tables.outbox.c.body)).scalars().all()
     events = [parse_event(body.encode()) for body in bodies]
-    assert sorted(stored) == sorted(order["id"] for order in made.values())
-    assert len(set(stored)) == 30
+    assert len(made) == 30
+    # What each request was answered is what is stored (values bound by the columns' types).
+    assert stored == {order["id"]: order for order in made.values()}
     assert {e.request_id: e.data["id"] for e in events} == {r: o["id"] for r, o in made.items()}
-    assert sorted(set(invalidated)) == [1, 2, 3]
+    assert sorted(set(lists.product_ids)) == [1, 2, 3]
+    engine.dispose()

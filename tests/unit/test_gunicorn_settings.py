@@ -2,7 +2,7 @@
 
 import gc
 
-from service_kit.gunicorn_settings import settle_garbage_collector, web_settings
+from service_kit.process.gunicorn_settings import settle_garbage_collector, web_settings
 
 
 def test_web_workers_settle_the_collector_after_loading_the_app():
@@ -10,7 +10,7 @@ def test_web_workers_settle_the_collector_after_loading_the_app():
     assert settings["post_worker_init"] is settle_garbage_collector
     assert (
         settings["accesslog"] is None
-        and settings["worker_class"] == "service_kit.gevent_worker.Worker"
+        and settings["worker_class"] == "service_kit.process.gevent_worker.Worker"
     )
     threshold = gc.get_threshold()
     try:

@@ -8,8 +8,8 @@ import pytest
 
 from order_service.price_cache import SwrProductCatalog
 from order_service.service import ProductSnapshot
-from service_kit.cache import open_cache
 from service_kit.errors import DependencyUnavailable
+from service_kit.storage.cache import open_cache
 
 
 class CountingSource:

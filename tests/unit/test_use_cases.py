@@ -13,11 +13,11 @@ from order_service.service import OrderService, ProductSnapshot
 from product_service.repository import ProductUnitOfWork
 from product_service.repository import event_tables as product_events
 from product_service.service import ProductService, cache_key
-from service_kit.cache import open_cache
-from service_kit.db import create_engine_for
 from service_kit.errors import Conflict, DependencyUnavailable, NotFound, Unprocessable
-from service_kit.events import new_event
-from service_kit.migrations import upgrade_to_head
+from service_kit.messaging.events import new_event
+from service_kit.storage.cache import open_cache
+from service_kit.storage.db import create_engine_for
+from service_kit.storage.migrations import upgrade_to_head
 from tests.helpers import order_created, parse_event
 
 
@@ -68,10 +68,7 @@ def outbox_of(engine, tables):
 
 def order_service(engines, cache, catalog):
     lists = OrderListCache(cache, 60)
-    new_orders = GroupCommittedOrders(
-        engines["order"],
-        after_commit=lambda orders: lists.invalidate(o["productId"] for o in orders),
-    )
+    new_orders = GroupCommittedOrders(engines["order"], lists)
     return OrderService(
         lambda: OrderUnitOfWork(engines["order"]), new_orders, catalog, catalog, lists
     )

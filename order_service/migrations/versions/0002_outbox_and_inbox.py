@@ -6,7 +6,7 @@ Revises: 0001
 
 from alembic import op
 
-from service_kit.migrations import create_event_tables
+from service_kit.messaging.outbox import create_event_tables
 
 revision = "0002"
 down_revision = "0001"

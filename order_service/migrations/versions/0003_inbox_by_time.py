@@ -6,7 +6,7 @@ Revises: 0002
 
 from alembic import op
 
-from service_kit.migrations import index_inbox_by_time
+from service_kit.messaging.outbox import index_inbox_by_time
 
 revision = "0003"
 down_revision = "0002"

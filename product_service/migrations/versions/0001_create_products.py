@@ -7,7 +7,7 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-from service_kit.db import Money, UtcDateTime
+from service_kit.storage.db import Money, UtcDateTime
 
 revision = "0001"
 down_revision = None

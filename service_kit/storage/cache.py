@@ -19,7 +19,7 @@ _PAUSE_AFTER_FAILURE_S = 3.0
 # Connections per process, and how long a request waits for one: redis-py's default pool
 # raises at once past 100 connections, and a gevent worker serves more requests than that at a
 # time, so under load the cache looked failed and reads went to the database, which made the
-# load worse (GET /products/{id}: ~800 µs per request and p99 over 2 s at 2000/s).
+# load worse.
 _MAX_CONNECTIONS = 100
 _WAIT_FOR_CONNECTION_S = 1.0
 T = TypeVar("T")

@@ -1,14 +1,11 @@
 """Alembic, driven from code: each service keeps its revisions in `<service>/migrations` and
 calls `upgrade_to_head` at start-up (`make run`) and in tests."""
 
-from typing import Any
-
 from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import MetaData
 
-from service_kit.db import create_engine_for
-from service_kit.outbox import inbox_table, outbox_table
+from service_kit.storage.db import create_engine_for
 
 
 def upgrade_to_head(script_location: str, database_url: str) -> None:
@@ -29,15 +26,3 @@ def run_env(target_metadata: MetaData) -> None:
                 context.run_migrations()
     finally:
         engine.dispose()
-
-
-def create_event_tables(op: Any) -> None:
-    """The outbox and inbox tables (see `service_kit.outbox`), for a service's migration."""
-    metadata = MetaData()
-    for table in (outbox_table(metadata), inbox_table(metadata)):
-        table.create(bind=op.get_bind())
-
-
-def index_inbox_by_time(op: Any) -> None:
-    """The index the inbox pruner deletes by (see `service_kit.outbox.InboxPruner`)."""
-    op.create_index("ix_inbox_processedAt", "inbox", ["processedAt"])

@@ -13,7 +13,7 @@ import pika
 import pymysql
 import redis
 
-from service_kit.migrations import upgrade_to_head
+from service_kit.storage.migrations import upgrade_to_head
 
 MYSQL_HOST = os.environ.get("TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("TEST_MYSQL_PORT", "3306"))

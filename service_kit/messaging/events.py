@@ -1,5 +1,5 @@
-"""Events: the envelope, its contract (openapi/events.yaml), and the broker topology every
-process declares so that a fresh broker just works and no event is ever unroutable."""
+"""Events: the envelope and its contract, openapi/events.yaml, which also names the queues of
+the system (the topology every process declares, so that no event is ever unroutable)."""
 
 import datetime
 import os
@@ -20,15 +20,7 @@ from service_kit import exact_json, request_id
 EXCHANGE = "events"
 DEAD_LETTER_EXCHANGE = "events.dead-letter"
 MAX_DELIVERIES = 5  # a message that failed this often goes to its queue's dead-letter queue
-SCHEMA_FILE = Path(__file__).resolve().parent.parent / "openapi" / "events.yaml"
-
-# Every queue of the system and the routing keys it receives (topic patterns).
-QUEUES: dict[str, tuple[str, ...]] = {
-    "product-service.order-created": ("order.created",),
-    "order-service.order-created-log": ("order.created",),
-    "order-service.stock-results": ("stock.reserved", "stock.rejected"),
-    "order-service.product-changes": ("product.*",),
-}
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "openapi" / "events.yaml"
 
 
 def dead_letter_queue(queue: str) -> str:
@@ -144,7 +136,7 @@ _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 @cache
 def _validator(definition: str) -> Callable[[Any], Any]:
-    """Compiled once (fastjsonschema: ~6 µs per event, against ~90 µs interpreted)."""
+    """Compiled once: fastjsonschema is an order of magnitude faster than interpreting."""
     return fastjsonschema.compile(_schema_for(definition), formats={"uuid": _UUID})
 
 
@@ -154,5 +146,11 @@ def routes(routing_key: str, pattern: str) -> bool:
     return re.fullmatch(regex, routing_key) is not None
 
 
+@cache
+def queues() -> dict[str, tuple[str, ...]]:
+    """Every queue of the system and the routing keys it receives (topic patterns)."""
+    return {queue: tuple(patterns) for queue, patterns in schemas()["x-queues"].items()}
+
+
 def queues_for(routing_key: str) -> list[str]:
-    return [q for q, patterns in QUEUES.items() if any(routes(routing_key, p) for p in patterns)]
+    return [q for q, patterns in queues().items() if any(routes(routing_key, p) for p in patterns)]

@@ -1,7 +1,6 @@
 """RabbitMQ through pika. Queues are quorum queues with a delivery limit and a dead-letter
-queue each; publishing is one AMQP transaction per batch (measured here: ~12k persistent
-msgs/s in batches of 50 against ~1.5k/s with one round trip per message), and consecutive
-events of one type go as one message, a pack (openapi/events.yaml)."""
+queue each; publishing is one AMQP transaction per batch (not a round trip per message), and
+consecutive events of one type go as one message, a pack (openapi/events.yaml)."""
 
 import collections
 import contextlib
@@ -11,17 +10,14 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from service_kit import events
-from service_kit.broker import BrokerUnavailable, Delivery, OutgoingMessage
+from service_kit.messaging import events
+from service_kit.messaging.broker import BrokerUnavailable, Delivery, OutgoingMessage
 
 # Messages in hand per consumer: twice a batch of 500 events sent one per message (the next batch
 # is on its way while one is applied); in full packs, at most 100,000 events (~45 MB).
 _PREFETCH = 1000
-# RabbitMQ's cost is per message: a persistent message into a quorum queue took ~39 µs of its
-# CPU here, 90-105 µs per order in all (order.created to two queues, stock.reserved to one).
-# In packs of up to 100 it took 9-14 µs per order, and each worker 25-45 µs less (fewer
-# messages to read and ack): 390-490 µs of CPU per order in all instead of 540-660 (2500 and
-# 3000 orders/s, two interleaved rounds).
+# RabbitMQ's cost is per message, not per byte: packs cut its CPU per order several-fold
+# (docs/performance.md).
 PACK_SIZE = 100
 _EVENT_COUNT = "event-count"  # the header of a pack: how many events it carries
 _PROPERTIES = {"delivery_mode": pika.DeliveryMode.Persistent, "content_type": "application/json"}
@@ -40,7 +36,7 @@ def _parameters(url: str) -> pika.URLParameters:
 def declare_topology(channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
     channel.exchange_declare(events.EXCHANGE, exchange_type="topic", durable=True)
     channel.exchange_declare(events.DEAD_LETTER_EXCHANGE, exchange_type="direct", durable=True)
-    for queue, patterns in events.QUEUES.items():
+    for queue, patterns in events.queues().items():
         channel.queue_declare(
             queue,
             durable=True,

@@ -1,6 +1,6 @@
 """The embedded broker: a durable spool in one SQLite file that every process of both services
 opens (default `sqlite:///var/events.db`). Same semantics as the RabbitMQ set-up: topic
-routing to the queues of `events.QUEUES`, redelivery of what is not acked (also after a crash:
+routing to the queues of openapi/events.yaml, redelivery of what is not acked (also after a crash:
 a received message is invisible for a while, then comes back), dead-letter queues after
 MAX_DELIVERIES."""
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from service_kit import events
-from service_kit.broker import BrokerUnavailable, Delivery, OutgoingMessage
+from service_kit.messaging import events
+from service_kit.messaging.broker import BrokerUnavailable, Delivery, OutgoingMessage
 
 _INVISIBLE_S = 30.0  # a consumer that died holding messages gives them back after this
 _POLL_S = 0.02

@@ -6,9 +6,7 @@ item waiting, commits them together, runs `after_commit`, then wakes their reque
 request still answers only once its own write is durable, but N requests cost one commit (one
 fsync) instead of N, and the per-statement work is shared too. The committer lingers a moment
 before each commit so that a batch gathers more than the requests that came in during the last
-commit (measured on POST /orders at 1000-2000 req/s: 2 ms cut the web worker's CPU per order
-by 15-20%, for 2 ms more latency; on a slower machine at 1000-1250 req/s, 6 ms instead of 2 cut
-it by another 6-16%, p99 unchanged within the noise, p50 +1-5 ms)."""
+commit, which costs that much latency and saves more CPU per order (docs/performance.md)."""
 
 import logging
 import os
@@ -68,7 +66,7 @@ class GroupCommit(Generic[Item, Result]):
     def _ensure_committer(self) -> None:
         # Started lazily, so that it belongs to the process using it (gunicorn forks workers),
         # and again if it ever ended. A plain check: `Thread.is_alive()` on every request took
-        # ~3% of a web worker's CPU on POST /orders (gevent's lock behind it).
+        # a measurable share of a web worker's CPU (gevent's lock behind it).
         if self._committer_pid == os.getpid():
             return
         with self._lock:

@@ -1,7 +1,7 @@
 """gunicorn's gevent_pywsgi worker with a faster reading of request headers.
 
 gevent's WSGI server reads headers with `http.client.parse_headers`, which runs the whole
-`email` package's parser over them: ~15% of a web worker's CPU on POST /orders at 2000 req/s.
+`email` package's parser over them: a large share of a web worker's CPU on POST /orders.
 Here, header blocks made only of plain `Name: value` lines (the ones clients send) are split
 directly, with the same result; any other block (folded lines, a line without a name, bytes the
 `email` parser treats specially, no blank line at the end) still goes through the `email`
@@ -94,13 +94,13 @@ class Handler(PyWSGIHandler):
         # gunicorn's access line needs the WSGI environ, which a request that gevent refused
         # (400, e.g. a header line too long) never got: it crashed the connection's greenlet
         # with a traceback in the log. gevent has logged why it refused the request.
-        # With the access log off, gunicorn would still gather the line's parts (~2% of a web
+        # With the access log off, gunicorn would still gather the line's parts (a share of a web
         # worker's CPU on POST /orders) for its logger to drop.
         if self.environ is not None and self.server.log.cfg.accesslog:
             super().log_request()
 
 
 class Worker(GeventPyWSGIWorker):
-    """`worker_class = "service_kit.gevent_worker.Worker"`."""
+    """`worker_class = "service_kit.process.gevent_worker.Worker"`."""
 
     wsgi_handler = Handler

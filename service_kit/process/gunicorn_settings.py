@@ -11,7 +11,7 @@ from service_kit.logs import logging_config
 
 class ServiceLogger(Logger):
     """gunicorn's logger, but with `accesslog` unset there is no access line at all: gunicorn
-    itself still formats every request's line once a `logconfig_dict` is set (~6% of a worker
+    itself still formats every request's line once a `logconfig_dict` is set (a share of a worker
     on POST /orders), only to drop it."""
 
     def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
@@ -23,8 +23,7 @@ def settle_garbage_collector(_worker: Any = None) -> None:
     """gunicorn's post_worker_init hook: once the app is loaded, its objects (the parsed specs,
     compiled validators, SQLAlchemy metadata...) are moved out of the collector's sight, and
     young collections run less often. Full collections had scanned all of them again and
-    again, stalling a worker's requests: POST /orders p99 at 2000 req/s fell from 50-250 ms
-    to ~30 ms with this."""
+    again, stalling a worker's requests (POST /orders' p99 with it: docs/performance.md)."""
     gc.freeze()
     gc.set_threshold(10_000, 20, 100)
 
@@ -36,8 +35,8 @@ def web_settings(
         "bind": f"0.0.0.0:{port}",
         "workers": workers,
         # gevent's own WSGI server (tighter tail latency than `-k gevent` on this hot path),
-        # reading plain request headers without the `email` parser (service_kit/gevent_worker.py).
-        "worker_class": "service_kit.gevent_worker.Worker",
+        # reading plain request headers without the `email` parser (process/gevent_worker.py).
+        "worker_class": "service_kit.process.gevent_worker.Worker",
         "worker_connections": 1000,
         # With gevent_pywsgi one worker tends to accept most keep-alive connections;
         # SO_REUSEPORT lets the kernel spread them.
@@ -47,7 +46,7 @@ def web_settings(
         "graceful_timeout": 5,
         "keepalive": 30,
         "logconfig_dict": logging_config(log_level),
-        "logger_class": "service_kit.gunicorn_settings.ServiceLogger",
+        "logger_class": "service_kit.process.gunicorn_settings.ServiceLogger",
         "post_worker_init": settle_garbage_collector,
         "accesslog": "-" if access_log else None,
         "access_log_format": '%(h)s "%(r)s" %(s)s %(b)sB %(M)sms',

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from service_kit.broker import Broker
-from service_kit.consumer import consume
-from service_kit.events import Event
+from service_kit.messaging.broker import Broker
+from service_kit.messaging.consumer import consume
+from service_kit.messaging.events import Event
 
 Task = Callable[[threading.Event], None]
 _log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def consumer_task(
 def run_tasks(name: str, tasks: Mapping[str, Task], *, nice: int = 0) -> None:
     """Runs every task in its own thread at CPU priority `nice` (0-19): on a shared box the web
     workers' requests go first, the events they leave behind are applied in the time left
-    (measured with `make bench`: POST /orders p99 at 1500 req/s 60-90 ms at nice 0, 28 ms at 19)."""
+    (docs/performance.md)."""
     _lower_priority(nice)
     stop = threading.Event()
 
@@ -84,9 +84,8 @@ def _lower_session_priority(nice: int) -> None:
     distributions), the CPU is shared between sessions first, and a nice value only counts
     against processes of the same session. `make run` (honcho), the tests and `make bench`
     start each process in a session of its own, so the worker competed with the web workers at
-    full weight whatever its nice value: its session gets the same nice (measured with
-    `make bench`'s stack at 1500 orders/s: p99 54-70 → 34-43 ms, p95 40-47 → 21-32 ms). Only a
-    session this process leads: another may hold the web workers too."""
+    full weight whatever its nice value: its session gets the same nice. Only a session this
+    process leads: another may hold the web workers too."""
     current = session_nice()
     if os.getsid(0) != os.getpid() or current is None:
         return
@@ -126,5 +125,5 @@ def is_healthy(name: str) -> bool:
 
 
 if __name__ == "__main__":
-    # Healthcheck: `python -m service_kit.worker_process "product-service worker"`.
+    # Healthcheck: `python -m service_kit.process.worker "product-service worker"`.
     sys.exit(0 if is_healthy(sys.argv[1]) else 1)

@@ -1,5 +1,5 @@
-"""The message broker port and its choice by URL: `amqp://…` is RabbitMQ (pika), a
-`sqlite:///…` URL is the local durable spool that needs no server."""
+"""The message broker port, which RabbitMQ (messaging/amqp.py) and the local durable spool
+(messaging/spool.py) implement, and what every user of a connection needs."""
 
 import contextlib
 from collections.abc import Sequence
@@ -47,16 +47,6 @@ class Broker(Protocol):
     def ping(self) -> None: ...
 
     def close(self) -> None: ...
-
-
-def open_broker(url: str) -> Broker:
-    if url.startswith(("amqp://", "amqps://")):
-        from service_kit.amqp_broker import AmqpBroker
-
-        return AmqpBroker(url)
-    from service_kit.spool_broker import SpoolBroker
-
-    return SpoolBroker(url)
 
 
 class Backoff:

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, Table
 
-from service_kit.broker import Broker, open_broker
-from service_kit.cache import SafeCache, open_cache
 from service_kit.config import ServiceConfig
-from service_kit.db import create_engine_for, ping
-from service_kit.health import Check
-from service_kit.outbox import InboxPruner, OutboxRelay
+from service_kit.http.health import Check
+from service_kit.messaging.amqp import AmqpBroker
+from service_kit.messaging.broker import Broker
+from service_kit.messaging.outbox import InboxPruner, OutboxRelay
+from service_kit.messaging.spool import SpoolBroker
+from service_kit.storage.cache import SafeCache, open_cache
+from service_kit.storage.db import create_engine_for, ping
 
 
 @dataclass
@@ -39,6 +41,13 @@ class Infrastructure:
             broker.ping()
         finally:
             broker.close()
+
+
+def open_broker(url: str) -> Broker:
+    """`amqp://…` is RabbitMQ; a `sqlite:///…` URL is the local durable spool, no server."""
+    if url.startswith(("amqp://", "amqps://")):
+        return AmqpBroker(url)
+    return SpoolBroker(url)
 
 
 def open_infrastructure(config: ServiceConfig, *, namespace: str) -> Infrastructure:

@@ -79,12 +79,15 @@ def _sqlite_engine(url: str) -> Engine:
 def multi_row_insert_ids_are_consecutive(engine: Engine) -> bool:
     """True when one multi-row INSERT gets consecutive auto-increment ids starting at its
     `lastrowid`: MySQL/MariaDB with innodb_autoinc_lock_mode 0 or 1 (MariaDB's default; the
-    compose file sets it for MySQL 8)."""
+    compose file sets it for MySQL 8) and an id stride of 1 (multi-primary clusters set
+    auto_increment_increment higher)."""
     if engine.dialect.name not in ("mysql", "mariadb"):
         return False
     with engine.connect() as connection:
-        mode = connection.execute(text("SELECT @@innodb_autoinc_lock_mode")).scalar()
-    return int(mode) <= 1
+        mode, increment = connection.execute(
+            text("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment")
+        ).one()
+    return int(mode) <= 1 and int(increment) == 1
 
 
 class DedicatedConnection:

@@ -4,10 +4,9 @@ Bodies are parsed with numbers as Decimal (see `exact_json`). jsonschema's `mult
 the schema's float (0.01 is not exact in binary, and Decimal / float raises), and float bounds
 such as 99999999.99 compare inexactly; schemas with `multipleOf` are therefore checked by
 jsonschema with both done in decimal arithmetic. Every other schema (POST /orders among them) is
-compiled once with fastjsonschema: about 1 µs per body instead of tens of µs."""
+compiled once with fastjsonschema, an order of magnitude faster than jsonschema."""
 
 import decimal
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -58,10 +57,33 @@ ExactDraft4RequestValidator = extend(
 )
 
 
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "definitions")
+_SUBSCHEMAS = ("items", "additionalProperties", "not")
+
+
+def schema_keywords(schema: Any) -> set[str]:
+    """The keywords a (resolved) schema and all its subschemas use; property names are not
+    keywords."""
+    if not isinstance(schema, dict):
+        return set()
+    found = set(schema)
+    for keyword in _SUBSCHEMAS:
+        found |= schema_keywords(schema.get(keyword))
+    items = schema.get("items")
+    for subschema in [
+        *(items if isinstance(items, list) else []),
+        *(sub for keyword in _SUBSCHEMA_LISTS for sub in schema.get(keyword, [])),
+        *(sub for keyword in _SUBSCHEMA_MAPS for sub in schema.get(keyword, {}).values()),
+    ]:
+        found |= schema_keywords(subschema)
+    return found
+
+
 def compile_body_schema(schema: dict) -> Callable[[Any], Any] | None:
     """The schema compiled by fastjsonschema (raising JsonSchemaException on a body it rejects),
     or None when it needs decimal arithmetic (`multipleOf`) and jsonschema checks it."""
-    if '"multipleOf"' in json.dumps(schema):
+    if "multipleOf" in schema_keywords(schema):
         return None
     return fastjsonschema.compile(schema, use_default=False)
 

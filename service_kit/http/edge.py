@@ -1,20 +1,89 @@
-"""Every error as application/problem+json (RFC 9457) with the request id: Connexion's own
-validation problems, Werkzeug's HTTP errors (404, 405, 413, ...), use-case errors, an unreachable
-database, and anything unexpected (a 500 without a stack trace)."""
+"""The HTTP edge: what every answer of both services gets, whichever path serves the request
+(Connexion's pipeline or the fast path, service_kit/http/fast_path.py).
+
+- `Edge`, the outermost WSGI middleware: the X-Request-ID accepted (well-formed) or generated,
+  bound for the logs, outgoing calls and events of the request, and echoed on every answer.
+- Every error as application/problem+json (RFC 9457) with the request id: Connexion's
+  validation problems, Werkzeug's HTTP errors (404, 405, 413, ...), use-case errors, an
+  unreachable database, and anything unexpected (a 500 without a stack trace).
+- The handlers' answers (service_kit/http/answers.py) as JSON written exactly
+  (service_kit/exact_json.py).
+- Answers checked against the spec, when response validation is on, by the validator the
+  operation itself names (`validator_map["response"]`)."""
 
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import connexion
 import flask
 import werkzeug.exceptions
 from connexion.exceptions import ProblemException
+from connexion.operations import AbstractOperation
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from werkzeug.http import HTTP_STATUS_CODES
 
 from service_kit import errors, exact_json, request_id
+from service_kit.http.answers import Answer, answer_parts
 
-MEDIA_TYPE = "application/problem+json"
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _log = logging.getLogger(__name__)
+
+
+class Edge:
+    """Wraps the whole web app: each request's id is bound before anything runs, and echoed
+    on whatever answers it."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        rid = request_id.accept_or_generate(environ.get("HTTP_X_REQUEST_ID"))
+        request_id.bind(rid)
+
+        def start_with_request_id(status: str, headers: list, exc_info: Any = None) -> Any:
+            return start_response(status, _final_headers(status, headers, rid), exc_info)
+
+        return self._app(environ, start_with_request_id)
+
+
+_REPLACED = frozenset({request_id.HEADER.lower()})
+_REPLACED_WITHOUT_BODY = _REPLACED | {"content-type"}  # a 204 has no body, so no media type
+
+
+def _final_headers(status: str, headers: list[tuple[str, str]], rid: str) -> list:
+    dropped = _REPLACED_WITHOUT_BODY if status.startswith("204") else _REPLACED
+    kept = [(name, value) for name, value in headers if name.lower() not in dropped]
+    kept.append((request_id.HEADER, rid))
+    return kept
+
+
+def json_answer(
+    answer: Answer, response_validator: Any | None, url: str
+) -> tuple[str, list[tuple[str, str]], bytes]:
+    """(status line, headers, body) of a handler's answer written as JSON, as Connexion's
+    pipeline writes it (its jsonifier: exact_json and a newline), checked by the operation's
+    response validator if there is one."""
+    data, status, extra_headers = answer_parts(answer)
+    body = (exact_json.dumps(data) + "\n").encode()
+    headers = {"Content-Type": JSON, **extra_headers}
+    if response_validator is not None:
+        response_validator.validate_response(body, status, headers, url)
+    headers["Content-Length"] = str(len(body))
+    return f"{status} {HTTP_STATUS_CODES[status].upper()}", list(headers.items()), body
+
+
+def response_validator(operation: AbstractOperation) -> Any | None:
+    """The operation's own response validator (Connexion's pipeline applies the same), or None
+    when response validation is off."""
+    if not operation.validate_responses:
+        return None
+    return operation.validator_map["response"](operation, operation.get_mimetype())
+
+
+# Problems.
 
 # Use-case errors and the status each one is answered with.
 _STATUS_OF = {
@@ -42,7 +111,7 @@ def problem_response(
         "requestId": request_id.current() or request_id.accept_or_generate(None),
         **extensions,
     }
-    response = flask.Response(exact_json.dumps(body), status=status, mimetype=MEDIA_TYPE)
+    response = flask.Response(exact_json.dumps(body), status=status, mimetype=PROBLEM)
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
@@ -75,6 +144,7 @@ def _from_service_error(exc: errors.ServiceError) -> flask.Response:
 
 
 def handle_exception(exc: Exception) -> flask.Response:
+    """The problem+json answer to an exception, itself a WSGI app."""
     if isinstance(exc, ProblemException):
         return _from_connexion(exc)
     if isinstance(exc, werkzeug.exceptions.HTTPException):
@@ -101,7 +171,7 @@ def _is_connection_failure(exc: DBAPIError) -> bool:
     return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
 
 
-def install(app: connexion.FlaskApp) -> None:
+def install_problem_handlers(app: connexion.FlaskApp) -> None:
     """Replace Connexion's and Flask's error pages by problem+json everywhere."""
     for code in werkzeug.exceptions.default_exceptions:
         app.add_error_handler(code, handle_exception)

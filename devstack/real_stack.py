@@ -8,8 +8,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests import throwaway
-from tests.e2e.processes import RunningStack, running_stack
+from devstack import throwaway
+from devstack.processes import RunningStack, running_stack
 
 # Measured without gunicorn's line per request (it costs ~8% of a web worker).
 ACCESS_LOG = {"PRODUCT_ACCESS_LOG": "0", "ORDER_ACCESS_LOG": "0"}

@@ -7,8 +7,8 @@ from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, MetaData, Table
 
-from service_kit import outbox
-from service_kit.events import Event, new_event
+from service_kit.messaging import outbox
+from service_kit.messaging.events import Event, new_event
 
 
 class EventTables:

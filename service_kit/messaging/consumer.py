@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from service_kit import request_id
-from service_kit.broker import Backoff, Broker, BrokerUnavailable, Delivery, close_quietly
-from service_kit.events import Event, read_message
+from service_kit.messaging.broker import Backoff, Broker, BrokerUnavailable, Delivery, close_quietly
+from service_kit.messaging.events import Event, read_message
 
 BatchHandler = Callable[[Sequence[Event]], None]
 _log = logging.getLogger(__name__)
@@ -68,12 +68,10 @@ def consume(
     linger_s: float = 0.2,
 ) -> None:
     """Until `stop` is set: the batch in hand is finished and acked before returning. A batch
-    that is not full waits up to `linger_s` for more, and goes as soon as it is full: applying
-    events in bigger batches costs much less per event (at 2000 orders/s, 100 ms instead of 50
-    cut the CPU per order of the workers, RabbitMQ and MariaDB by ~15%, and 200 ms instead of
-    100, with the relay's polls as far apart, by another ~10%; each hop of an event then takes
-    up to 0.2 s more at low load), while a backlog is applied at the speed of the handler (a
-    fixed wait per batch had capped it at ~1,500 events/s)."""
+    that is not full waits up to `linger_s` for more, and goes as soon as it is full: events
+    applied in bigger batches cost the workers, RabbitMQ and the database much less each (each
+    hop of an event then takes up to `linger_s` more at low load), while a backlog is applied at
+    the speed of the handler, not capped by a fixed wait per batch."""
     broker: Broker | None = None
     backoff = Backoff()
     while not stop.is_set():

@@ -1,0 +1,94 @@
+"""The Connexion app factory both services use: the spec drives routing and validation, each
+operationId is a method of the service's handler object, and the edge (service_kit/http/edge.py)
+wraps both request paths."""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import connexion
+import flask
+import werkzeug.routing
+from connexion.resolver import Resolver
+from flask.json.provider import DefaultJSONProvider
+
+from service_kit import exact_json
+from service_kit.http import edge
+from service_kit.http.body_validation import ExactRequestBodyValidator
+from service_kit.http.fast_path import FastPath, fast_routes
+
+SPEC_DIR = Path(__file__).resolve().parents[2] / "openapi"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_service_app(
+    *,
+    import_name: str,
+    spec_file: str,
+    handlers: object,
+    fast_operations: Sequence[str] = (),
+    validate_responses: bool = False,
+) -> connexion.FlaskApp:
+    """The service's Connexion app. `handlers` has one method per operationId of the spec;
+    `fast_operations` are also served by the fast path (service_kit/http/fast_path.py), and
+    the start fails if one of them does not suit it."""
+    app = connexion.FlaskApp(import_name, specification_dir=str(SPEC_DIR))
+    flask_app = app.app
+    flask_app.url_map.converters["int"] = _AnyPathSegment
+    flask_app.json = ExactJSONProvider(flask_app)
+    flask_app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    edge.install_problem_handlers(app)
+    api = app.add_api(
+        spec_file,
+        resolver=Resolver(function_resolver=lambda operation_id: getattr(handlers, operation_id)),
+        strict_validation=True,
+        validate_responses=validate_responses,
+        validator_map={"body": ExactRequestBodyValidator},
+        options={"swagger_ui": True},
+    )
+    _repair_swagger_ui_home(flask_app, api)
+    pipeline = flask_app.wsgi_app
+    if fast_operations:
+        pipeline = FastPath(pipeline, fast_routes(api, fast_operations), MAX_BODY_BYTES)
+    flask_app.wsgi_app = edge.Edge(pipeline)
+    return app
+
+
+def _repair_swagger_ui_home(flask_app: flask.Flask, api: Any) -> None:
+    # Connexion 2.15 looks the spec's URL up under a wrong endpoint name when the API has no
+    # base path (BuildError, so /ui/ answered 500). Serve the same page with the known URL.
+    index = Path(api.options.openapi_console_ui_from_dir) / "index.j2"
+    spec_url = api.base_path + api.options.openapi_spec_path
+
+    def swagger_ui_home() -> str:
+        return flask.render_template_string(
+            index.read_text(),
+            openapi_spec_url=spec_url,
+            **api.options.openapi_console_ui_index_template_variables,
+        )
+
+    blueprint = api.blueprint.name
+    flask_app.view_functions[f"{blueprint}.{blueprint}_swagger_ui_index"] = swagger_ui_home
+
+
+class _AnyPathSegment(werkzeug.routing.BaseConverter):
+    """Route `{id}` of any shape, so a malformed id is the spec's 400 ("wrong type"), not an
+    undocumented routing 404. Integers are converted; anything else is left for validation."""
+
+    regex = r"[^/]+"
+
+    def to_python(self, value: str) -> int | str:
+        try:
+            return int(value)
+        except ValueError:
+            return value
+
+
+class ExactJSONProvider(DefaultJSONProvider):
+    """Flask's JSON for request bodies and responses alike: service_kit/exact_json.py."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:  # kwargs (e.g. indent) are ignored: compact
+        return exact_json.dumps(obj)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return exact_json.loads(s)

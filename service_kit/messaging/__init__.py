@@ -1,0 +1,1 @@
+"""Events between the services: contract, broker adapters, transactional outbox, consumers."""

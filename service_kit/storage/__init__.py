@@ -1,0 +1,1 @@
+"""Databases (engines, column types, group commit, driver inserts, migrations) and the cache."""

@@ -1,0 +1,45 @@
+"""INSERTs run on a driver cursor (the group committer's own connection), with the SQL generated
+from a SQLAlchemy `Table` and every value bound by its column's type, as SQLAlchemy itself
+binds it: no column list or type conversion is written twice."""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlalchemy.engine import Dialect
+
+
+class DriverInsert:
+    """`INSERT INTO table (columns) VALUES (...)` in the dialect's own SQL and parameter style."""
+
+    def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect) -> None:
+        compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+        self.sql = str(compiled)
+        self._order = compiled.positiontup if compiled.positional else None
+        self._binders = [(name, table.c[name].type.bind_processor(dialect)) for name in columns]
+
+    def parameters(self, row: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
+        """The row's values as the driver takes them (named or positional)."""
+        bound = {
+            name: row[name] if process is None else process(row[name])
+            for name, process in self._binders
+        }
+        return bound if self._order is None else tuple(bound[name] for name in self._order)
+
+    def rows(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        """One statement for all the rows (PyMySQL sends one multi-row INSERT)."""
+        cursor.executemany(self.sql, [self.parameters(row) for row in rows])
+
+    def rows_with_ids(
+        self, cursor: Any, rows: Sequence[Mapping[str, Any]], *, consecutive_ids: bool
+    ) -> Sequence[int]:
+        """The rows' auto-increment ids: from one multi-row INSERT where the database hands out
+        consecutive ids to it (`consecutive_ids`, see storage.db), else a row at a time."""
+        if consecutive_ids:
+            self.rows(cursor, rows)
+            return range(cursor.lastrowid, cursor.lastrowid + len(rows))
+        ids = []
+        for row in rows:
+            cursor.execute(self.sql, self.parameters(row))
+            ids.append(cursor.lastrowid)
+        return ids
