@@ -20,7 +20,8 @@ an open-loop generator (perf/openloop.py):
 The machine's RabbitMQ runs behind the web on the CPU for the run, as the compose file deploys
 the broker (perf/cpu_priority.py; `--broker-priority unchanged` leaves it as found).
 
-Prints one table and writes the figures to perf/reports/bench-<time>.json.
+Prints one table, writes the figures to perf/reports/bench-<time>.json and draws them beside it
+(bench-<time>.png, perf/chart.py).
 """
 
 import argparse
@@ -42,7 +43,7 @@ import pymysql
 
 from devstack.processes import ROOT, free_port, stop
 from devstack.real_stack import ACCESS_LOG, real_stack
-from perf import cpu_priority, openloop
+from perf import chart, cpu_priority, openloop
 
 REPORTS = ROOT / "perf" / "reports"
 P99_LIMIT_MS = 50.0
@@ -456,7 +457,8 @@ def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     path = REPORTS / f"bench-{stamp}.json"
     path.write_text(json.dumps(figures, indent=2))
-    print(f"figures written to {path.relative_to(ROOT)}")
+    chart.draw(figures, path.with_suffix(".png"))
+    print(f"figures written to {path.relative_to(ROOT)} and drawn in {path.stem}.png")
 
 
 def print_table(figures: dict) -> None:
