@@ -1,6 +1,6 @@
-"""Orders in SQL: SQLAlchemy Core, and for the group commit of new orders the driver directly,
-with statements generated from the same tables.
-Column names are the contract's field names, so a row is already the `Order` of order.yaml."""
+"""Orders in SQL: SQLAlchemy Core, and for the group commit of new orders a driver connection of
+its own, with the statements generated from the same tables. Column names are the contract's
+field names, so a row is already the `Order` of order.yaml."""
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -103,7 +103,9 @@ class GroupCommittedOrders:
     multi-row INSERT per table where the database allows, for a whole batch. Once a batch is
     committed, the cached order lists of its products are invalidated."""
 
-    def __init__(self, engine: Engine, lists: OrderListInvalidation, *, linger_s: float = 0.0):
+    def __init__(
+        self, engine: Engine, lists: OrderListInvalidation, *, linger_s: float = 0.0
+    ) -> None:
         self._engine = engine
         self._lists = lists
         self._driver = DedicatedConnection(engine)
