@@ -12,7 +12,9 @@ FAST_OPERATIONS = ("create_order", "get_order")
 
 
 class OrderApi:
-    def __init__(self, orders: OrderService, readiness_checks: Mapping[str, health_checks.Check]):
+    def __init__(
+        self, orders: OrderService, readiness_checks: Mapping[str, health_checks.Check]
+    ) -> None:
         self._orders = orders
         self._readiness_checks = readiness_checks
 
@@ -24,8 +26,11 @@ class OrderApi:
         return self._orders.get(id)
 
     def list_orders_by_product(
-        self, productId: int, limit: int, before: int | None = None
-    ) -> Answer:  # noqa: N803, E501
+        self,
+        productId: int,  # noqa: N803 - the contract's name
+        limit: int,
+        before: int | None = None,
+    ) -> Answer:
         return self._orders.of_product(productId, before=before, limit=limit)
 
     def health(self) -> Answer:
