@@ -32,6 +32,7 @@ from typing import Any
 import fastjsonschema
 from connexion.apis.abstract import AbstractAPI
 from connexion.operations import AbstractOperation, make_operation
+from werkzeug.exceptions import ClientDisconnected
 
 from service_kit import exact_json
 from service_kit.http import edge
@@ -172,6 +173,8 @@ class FastPath:
                 arguments["body"] = body
         except fastjsonschema.JsonSchemaException:
             return self._pipeline(environ, start_response)  # which answers with Connexion's 400
+        except ClientDisconnected as exc:
+            return edge.handle_exception(exc)(environ, start_response)
         try:
             status, headers, body = edge.json_answer(
                 route.handler(**arguments), route.response_validator, path
@@ -198,7 +201,10 @@ class FastPath:
             return None  # no length (chunked): the pipeline reads it
         if not 0 < length <= self._max_body:
             return None
-        data = environ["wsgi.input"].read(length)
+        try:
+            data = environ["wsgi.input"].read(length)
+        except OSError as exc:  # the body ended before its Content-Length: Werkzeug's 400 too
+            raise ClientDisconnected() from exc
         environ["wsgi.input"] = io.BytesIO(data)
         try:
             body = exact_json.loads(data)

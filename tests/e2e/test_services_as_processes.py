@@ -1,6 +1,7 @@
 """The seed's flows against both services and both workers running as real processes, on the
 embedded defaults (SQLite, file cache, local spool) and on the real MariaDB, Redis and RabbitMQ."""
 
+import json
 import os
 import socket
 import time
@@ -207,3 +208,26 @@ def test_unusual_request_headers_over_real_sockets(stack):
     time.sleep(0.3)  # let the log lines be written
     assert "Traceback" not in stack.log_of("order")
     assert stack.log_of("order").count("gunicorn.access") >= 1
+
+
+@pytest.mark.parametrize(("service", "path"), [("order", "/orders"), ("product", "/products")])
+def test_a_body_shorter_than_its_length_is_a_400_problem(stack, service, path):
+    # POST /orders takes the fast path, POST /products Connexion's pipeline: the same answer.
+    url = getattr(stack, f"{service}_url")
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+            + b'Content-Length: 40\r\n\r\n{"productId": 1,'
+        )
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(4096):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert b"Content-Type: application/problem+json" in head
+    problem = json.loads(body)
+    assert problem["status"] == 400 and problem["title"] == "Bad Request"
+    time.sleep(0.3)  # let the log lines be written
+    assert "Traceback" not in stack.log_of(service)
