@@ -14,8 +14,11 @@ from flask.json.provider import DefaultJSONProvider
 
 from service_kit import exact_json
 from service_kit.http import edge
-from service_kit.http.body_validation import ExactRequestBodyValidator
 from service_kit.http.fast_path import FastPath, fast_routes
+from service_kit.http.request_validation import (
+    ExactRequestBodyValidator,
+    PlainIntegerParameterValidator,
+)
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "openapi"
 MAX_BODY_BYTES = 1024 * 1024
@@ -43,7 +46,10 @@ def create_service_app(
         resolver=Resolver(function_resolver=lambda operation_id: getattr(handlers, operation_id)),
         strict_validation=True,
         validate_responses=validate_responses,
-        validator_map={"body": ExactRequestBodyValidator},
+        validator_map={
+            "body": ExactRequestBodyValidator,
+            "parameter": PlainIntegerParameterValidator,
+        },
         options={"swagger_ui": True},
     )
     _repair_swagger_ui_home(flask_app, api)
@@ -73,15 +79,9 @@ def _repair_swagger_ui_home(flask_app: flask.Flask, api: Any) -> None:
 
 class _AnyPathSegment(werkzeug.routing.BaseConverter):
     """Route `{id}` of any shape, so a malformed id is the spec's 400 ("wrong type"), not an
-    undocumented routing 404. Integers are converted; anything else is left for validation."""
+    undocumented routing 404: the value is left for validation, as text."""
 
     regex = r"[^/]+"
-
-    def to_python(self, value: str) -> int | str:
-        try:
-            return int(value)
-        except ValueError:
-            return value
 
 
 class ExactJSONProvider(DefaultJSONProvider):

@@ -36,7 +36,7 @@ from werkzeug.exceptions import ClientDisconnected
 
 from service_kit import exact_json
 from service_kit.http import edge
-from service_kit.http.body_validation import compile_body_schema, schema_keywords
+from service_kit.http.request_validation import compile_body_schema, schema_keywords
 
 StartResponse = Callable[..., Any]
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}

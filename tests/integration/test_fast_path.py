@@ -132,7 +132,12 @@ GETS = [
     ("product", "/products/0", 400, False),  # below the minimum
     ("product", "/products/2147483648", 400, False),  # above the maximum
     ("product", "/products/abc", 400, False),
+    ("product", "/products/1_0", 400, False),  # int() would read these as integers
+    ("product", "/products/+1", 400, False),
+    ("product", "/products/%201", 400, False),
+    ("product", "/products/%EF%BC%91", 400, False),  # a full-width 1
     ("product", "/products/{product}?fields=x", 400, False),
+    ("order", "/orders/product/{product}?limit=1_0", 400, False),  # queries alike
     ("order", "/orders/{order}", 200, True),
     ("order", "/orders/9223372036854775807", 404, True),
     ("order", "/orders/-1", 400, False),

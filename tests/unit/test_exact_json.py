@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.sql.elements import quoted_name
 
 from service_kit import exact_json
-from service_kit.http.body_validation import ExactDraft4RequestValidator
+from service_kit.http.request_validation import ExactDraft4RequestValidator
 
 PRICE = {"type": "number", "minimum": 0, "maximum": 99999999.99, "multipleOf": 0.01}
 

@@ -1,4 +1,8 @@
-"""Connexion's request-body validator, made exact for decimal numbers and fast.
+"""Connexion's request validators, made exact: bodies for decimal numbers (and fast), integer
+parameters for their text.
+
+Integer parameters are taken only as plain ASCII integers: Connexion converts them with `int()`,
+which also reads `1_0` as 10 and `+1`, ` 1` or a full-width digit as 1.
 
 Bodies are parsed with numbers as Decimal (see `exact_json`). jsonschema's `multipleOf` divides by
 the schema's float (0.01 is not exact in binary, and Decimal / float raises), and float bounds
@@ -7,11 +11,16 @@ jsonschema with both done in decimal arithmetic. Every other schema (POST /order
 compiled once with fastjsonschema, an order of magnitude faster than jsonschema."""
 
 import decimal
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import fastjsonschema
-from connexion.decorators.validation import RequestBodyValidator
+from connexion.decorators.validation import (
+    ParameterValidator,
+    RequestBodyValidator,
+    TypeValidationError,
+)
 from connexion.exceptions import BadRequestProblem
 from connexion.json_schema import Draft4RequestValidator
 from connexion.utils import is_null
@@ -108,3 +117,20 @@ class ExactRequestBodyValidator(RequestBodyValidator):
         except fastjsonschema.JsonSchemaException as exc:
             raise BadRequestProblem(detail=exc.message) from None
         return None
+
+
+_PLAIN_INTEGER = re.compile(r"-?[0-9]+")
+
+
+class PlainIntegerParameterValidator(ParameterValidator):
+    """Plugged in through `add_api(validator_map={"parameter": ...})`."""
+
+    @staticmethod
+    def validate_parameter(
+        parameter_type: str, value: Any, param: dict, param_name: str | None = None
+    ) -> str | None:
+        schema = param.get("schema", param)
+        integer = schema.get("type") == "integer"
+        if integer and isinstance(value, str) and not _PLAIN_INTEGER.fullmatch(value):
+            return str(TypeValidationError("integer", parameter_type, param["name"]))
+        return ParameterValidator.validate_parameter(parameter_type, value, param, param_name)
