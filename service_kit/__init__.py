@@ -1,7 +1,7 @@
 """Plumbing shared by both services, written once, in rooms that show the architecture:
 
 - `http/`: the HTTP edge (request ids, problem+json, JSON answers), the Connexion app factory,
-  the fast path, body validation, health answers, calls to the other service;
+  the fast path, request validation, health answers, calls to the other service;
 - `storage/`: database engines and column types, group commit, driver inserts from tables,
   migrations, the shared cache;
 - `messaging/`: events and their contract, the broker port with RabbitMQ and the local spool,
