@@ -4,6 +4,8 @@ Pages are stored under the product's current list version; any change to the pro
 replaces the version (a fresh random token, so concurrent writers never collide), which makes
 every older page unreachable at once, in every process."""
 
+import datetime
+import decimal
 import secrets
 from collections.abc import Iterable
 from typing import Any
@@ -24,7 +26,7 @@ class OrderListCache:
         if version is None:
             return None, None
         slot = f"orders:{product_id}:{version}:{limit}:{before}"
-        return self._cache.get(slot), slot
+        return _page_from_cache(self._cache.get(slot)), slot
 
     def store(self, product_id: int, slot: str | None, page: Page) -> None:
         if slot is None:  # no version yet: start one; the next read caches its page
@@ -40,3 +42,30 @@ class OrderListCache:
 
 def _version_key(product_id: int) -> str:
     return f"orders-version:{product_id}"
+
+
+_ORDER_FIELDS = {"id", "productId", "qty", "totalPrice", "status", "createdAt"}
+
+
+def _page_from_cache(cached: Any) -> Page | None:
+    """A page as the cache holds it (JSON), its orders with their types back; None, a miss, for
+    anything else."""
+    if not isinstance(cached, dict) or set(cached) != {"items", "nextBefore"}:
+        return None
+    items = cached["items"]
+    if not isinstance(items, list) or not all(
+        isinstance(order, dict) and set(order) == _ORDER_FIELDS for order in items
+    ):
+        return None
+    try:
+        orders = [
+            {
+                **order,
+                "totalPrice": decimal.Decimal(order["totalPrice"]),
+                "createdAt": datetime.datetime.fromisoformat(order["createdAt"]),
+            }
+            for order in items
+        ]
+    except (TypeError, ValueError, decimal.InvalidOperation):
+        return None
+    return {"items": orders, "nextBefore": cached["nextBefore"]}

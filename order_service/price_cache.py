@@ -5,6 +5,7 @@ Two levels: an in-process map (a price known for less than `fresh_s` is used as 
 shared cache, which the worker keeps current from product.* events, over product-service's API.
 So `POST /orders` normally makes no network call at all."""
 
+import decimal
 import logging
 import threading
 import time
@@ -23,6 +24,19 @@ class _Entry(NamedTuple):
 
 def _shared_key(product_id: int) -> str:
     return f"product-snapshot:{product_id}"
+
+
+def _snapshot_of(cached: Any) -> ProductSnapshot | None:
+    """A snapshot from the shared cache's JSON, or None (a miss) for anything else."""
+    if not isinstance(cached, dict) or set(cached) != set(ProductSnapshot._fields):
+        return None
+    price, qty = cached["price"], cached["qty"]
+    valid_price = isinstance(price, decimal.Decimal | int) and not isinstance(price, bool)
+    valid_qty = isinstance(qty, int) and not isinstance(qty, bool)
+    if not (valid_price and valid_qty and price >= 0 and qty >= 0):
+        _log.warning("a cached product snapshot that is not one was ignored")
+        return None
+    return ProductSnapshot(decimal.Decimal(price), qty)
 
 
 class SwrProductCatalog:
@@ -58,7 +72,7 @@ class SwrProductCatalog:
         return self._load(product_id)
 
     def remember(self, product_id: int, snapshot: ProductSnapshot) -> None:
-        self._shared.set(_shared_key(product_id), snapshot, self._shared_ttl_s)
+        self._shared.set(_shared_key(product_id), snapshot._asdict(), self._shared_ttl_s)
         self._keep(product_id, snapshot)
 
     def forget(self, product_id: int) -> None:
@@ -66,11 +80,11 @@ class SwrProductCatalog:
         self._entries.pop(product_id, None)
 
     def _load(self, product_id: int) -> ProductSnapshot | None:
-        snapshot = self._shared.get(_shared_key(product_id))
+        snapshot = _snapshot_of(self._shared.get(_shared_key(product_id)))
         if snapshot is None:
             snapshot = self._source.lookup(product_id)  # may raise DependencyUnavailable
             if snapshot is not None:
-                self._shared.add(_shared_key(product_id), snapshot, self._shared_ttl_s)
+                self._shared.add(_shared_key(product_id), snapshot._asdict(), self._shared_ttl_s)
         if snapshot is None:
             self._entries.pop(product_id, None)  # unknown products are asked about every time
         else:

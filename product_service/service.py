@@ -1,6 +1,7 @@
 """product-service use cases: no Flask, no SQL; storage, events, cache and order-service behind
 small ports."""
 
+import datetime
 import decimal
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -74,7 +75,7 @@ class ProductService:
         return product
 
     def get(self, product_id: int) -> Product:
-        cached = self._cache.get(cache_key(product_id))
+        cached = _product_from_cache(self._cache.get(cache_key(product_id)))
         if cached is not None:
             _log.debug("product %s from the cache", product_id)
             return cached
@@ -153,6 +154,26 @@ class ProductService:
         for product in fresh:
             if product is not None:
                 self._cache.set(cache_key(product["id"]), product, self._ttl_s)
+
+
+_PRODUCT_FIELDS = {"id", "name", "price", "qty", "createdAt", "updatedAt"}
+
+
+def _product_from_cache(cached: Any) -> Product | None:
+    """A product as the cache holds it (JSON), with its types back; None, a miss, for anything
+    else."""
+    if not isinstance(cached, dict) or set(cached) != _PRODUCT_FIELDS:
+        return None
+    try:
+        return {
+            **cached,
+            "price": decimal.Decimal(cached["price"]),
+            "createdAt": datetime.datetime.fromisoformat(cached["createdAt"]),
+            "updatedAt": datetime.datetime.fromisoformat(cached["updatedAt"]),
+        }
+    except (TypeError, ValueError, decimal.InvalidOperation):
+        _log.warning("a cached product that is not one was ignored")
+        return None
 
 
 def _cents(amount: decimal.Decimal | int) -> decimal.Decimal:

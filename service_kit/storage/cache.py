@@ -2,6 +2,11 @@
 backend), otherwise Flask-Caching's file-system cache under var/cache/<service>, which every
 process of the service shares, so an invalidation by the worker reaches the web processes.
 
+Values are stored as exact JSON (service_kit/exact_json.py), never pickled: whoever can write to
+Redis or to the cache folder could otherwise run code in every process that reads it. What does
+not parse is a miss, logged. JSON keeps a value's text, not its Python type: a datetime comes
+back as the RFC 3339 text it is written as, so readers rebuild any richer type themselves.
+
 A cache failure is never an error for the caller: operations time out quickly, the failure is
 logged, the cache is skipped for a few seconds (reads go to the database), then tried again."""
 
@@ -9,10 +14,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import redis
 from flask_caching.backends import FileSystemCache, RedisCache
+
+from service_kit import exact_json
 
 _log = logging.getLogger(__name__)
 _PAUSE_AFTER_FAILURE_S = 3.0
@@ -36,10 +43,41 @@ def open_cache(redis_url: str | None, *, namespace: str, file_dir: str) -> "Safe
             health_check_interval=10,
         )
         client = redis.Redis(connection_pool=pool)
-        backend: Any = RedisCache(host=client, key_prefix=f"{namespace}:")
+        backend: Any = JsonRedisCache(host=client, key_prefix=f"{namespace}:")
         return SafeCache(backend, ping=client.ping, describe=f"redis ({namespace})")
-    backend = FileSystemCache(file_dir, threshold=10_000)
+    backend = JsonFileSystemCache(file_dir, threshold=10_000)
     return SafeCache(backend, ping=lambda: backend.get("__ping__"), describe=f"files {file_dir}")
+
+
+class JsonSerializer:
+    """The backends' serializer (cachelib's seam: `dumps`/`loads` for Redis, `dump`/`load` for
+    files), writing exact JSON."""
+
+    def dumps(self, value: Any) -> bytes:
+        return exact_json.dumps(value).encode()
+
+    def loads(self, data: bytes | None) -> Any:
+        if data is None:
+            return None
+        try:
+            return exact_json.loads(data)
+        except ValueError:  # also what an older (pickled) or foreign entry is: a miss
+            _log.warning("cache: an entry that is not JSON was ignored")
+            return None
+
+    def dump(self, value: Any, file: IO[bytes]) -> None:
+        file.write(self.dumps(value))
+
+    def load(self, file: IO[bytes]) -> Any:
+        return self.loads(file.read())
+
+
+class JsonRedisCache(RedisCache):
+    serializer = JsonSerializer()
+
+
+class JsonFileSystemCache(FileSystemCache):
+    serializer = JsonSerializer()  # also for its file count, written when it is created
 
 
 class SafeCache:
