@@ -5,14 +5,13 @@ gevent's WSGI server reads headers with `http.client.parse_headers`, which runs 
 Here, header blocks made only of plain `Name: value` lines (the ones clients send) are split
 directly, with the same result; any other block (folded lines, a line without a name, bytes the
 `email` parser treats specially, no blank line at the end) still goes through the `email`
-parser as before, and the limits on line length and header count are http.client's own.
+parser as before. A block over 32 KiB or of more than 100 lines is refused with a 400.
 
 With the access log on, a request that gevent refuses before it has a WSGI environ is no longer
 a traceback in the log (gunicorn's access line needs that environ); with it off, no access line
 is prepared at all."""
 
 import email.parser
-import http.client
 import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -60,14 +59,20 @@ class PlainHeaders:
         return list(self._fields)
 
 
+# Bounds on a request's header block: what clients send fits many times over; more is refused
+# with a 400 (gevent's own answer to a header block it cannot read), never a traceback.
+MAX_HEADER_BYTES = 32 * 1024
+MAX_HEADERS = 100
+
+
 def read_headers(fp: BinaryIO) -> Any:
-    """A request's headers from `fp`: PlainHeaders, or what gevent's own reading gives."""
-    try:
-        lines = http.client._read_headers(fp)  # http.client's limits: 64 KiB lines, 100 lines
-    except http.client.LineTooLong:
-        too_long = pywsgi.OldMessage()
-        too_long.status = "Line too long"  # gevent answers 400
-        return too_long
+    """A request's headers from `fp`: PlainHeaders, what gevent's own reading gives, or a
+    message whose `status` says why the block is refused."""
+    lines = _header_lines(fp)
+    if isinstance(lines, str):
+        refused = pywsgi.OldMessage()
+        refused.status = lines  # gevent answers 400
+        return refused
     text = b"".join(lines).decode("iso-8859-1")
     fields, position = [], 0
     for line in lines[:-1]:
@@ -79,6 +84,22 @@ def read_headers(fp: BinaryIO) -> Any:
     if text[position:] not in _END:  # no blank line: the stream ended inside the headers
         return _parsed_by_email(text)
     return PlainHeaders(fields)
+
+
+def _header_lines(fp: BinaryIO) -> list[bytes] | str:
+    """The header block's lines up to the blank one, or why it is refused."""
+    lines: list[bytes] = []
+    size = 0
+    while True:
+        line = fp.readline(MAX_HEADER_BYTES - size + 1)
+        size += len(line)
+        if size > MAX_HEADER_BYTES:
+            return "Request header fields too large"
+        lines.append(line)
+        if line in (b"\r\n", b"\n", b""):
+            return lines
+        if len(lines) > MAX_HEADERS:
+            return "Too many headers"
 
 
 def _parsed_by_email(text: str) -> Any:

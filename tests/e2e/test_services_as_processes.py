@@ -205,6 +205,11 @@ def test_unusual_request_headers_over_real_sockets(stack):
     assert (
         status_of(json_post + b"X-Note: " + b"a" * 70_000 + b"\r\n") == b"HTTP/1.1 400 Bad Request"
     )
+    # Header blocks over 32 KiB in all, or of more than 100 lines: 400, no traceback.
+    many = b"".join(b"X-%d: y\r\n" % n for n in range(101))
+    big = b"".join(b"X-%d: %s\r\n" % (n, b"y" * 5000) for n in range(7))
+    assert status_of(json_post + many) == b"HTTP/1.1 400 Bad Request"
+    assert status_of(json_post + big) == b"HTTP/1.1 400 Bad Request"
     time.sleep(0.3)  # let the log lines be written
     assert "Traceback" not in stack.log_of("order")
     assert stack.log_of("order").count("gunicorn.access") >= 1
