@@ -12,11 +12,23 @@ from service_kit.logs import logging_config
 class ServiceLogger(Logger):
     """gunicorn's logger, but with `accesslog` unset there is no access line at all: gunicorn
     itself still formats every request's line once a `logconfig_dict` is set (a share of a worker
-    on POST /orders), only to drop it."""
+    on POST /orders), only to drop it. What the client wrote (request line, path, headers) is
+    logged escaped: control characters would reach the operator's terminal as they are."""
 
     def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
         if self.cfg.accesslog:
             super().access(resp, req, environ, request_time)
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms = super().atoms(resp, req, environ, request_time)
+        return {name: escaped(v) if isinstance(v, str) else v for name, v in atoms.items()}
+
+
+def escaped(text: str) -> str:
+    """`text` with every character that is not printable ASCII as a backslash escape."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode() for c in text)
 
 
 def settle_garbage_collector(_worker: Any = None) -> None:
@@ -44,6 +56,9 @@ def web_settings(
         # On SIGTERM a worker finishes its requests, waiting at most this long (idle keep-alive
         # connections count as busy, so keep it short).
         "graceful_timeout": 5,
+        # gunicorn's control socket has one default path per user: both services (and any other
+        # gunicorn of that user) would share it. Nothing here uses it.
+        "control_socket_disable": True,
         "keepalive": 30,
         "logconfig_dict": logging_config(log_level),
         "logger_class": "service_kit.process.gunicorn_settings.ServiceLogger",

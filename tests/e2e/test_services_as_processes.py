@@ -210,9 +210,20 @@ def test_unusual_request_headers_over_real_sockets(stack):
     big = b"".join(b"X-%d: %s\r\n" % (n, b"y" * 5000) for n in range(7))
     assert status_of(json_post + many) == b"HTTP/1.1 400 Bad Request"
     assert status_of(json_post + big) == b"HTTP/1.1 400 Bad Request"
+    # A terminal escape sequence in the request line reaches the access log escaped.
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(b"GET /health/\x1b[2J HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert connection.recv(64).startswith(b"HTTP/1.1 404")
     time.sleep(0.3)  # let the log lines be written
     assert "Traceback" not in stack.log_of("order")
     assert stack.log_of("order").count("gunicorn.access") >= 1
+    assert "/health/\\x1b[2J" in stack.log_of("order") and "\x1b" not in stack.log_of("order")
+
+
+def test_no_gunicorn_control_socket_is_opened(stack):
+    # Its default path is one per user: the two services would have shared it.
+    for service in ("product", "order"):
+        assert "Control socket" not in stack.log_of(service)
 
 
 @pytest.mark.parametrize(("service", "path"), [("order", "/orders"), ("product", "/products")])

@@ -2,7 +2,7 @@
 
 import gc
 
-from service_kit.process.gunicorn_settings import settle_garbage_collector, web_settings
+from service_kit.process.gunicorn_settings import escaped, settle_garbage_collector, web_settings
 
 
 def test_web_workers_settle_the_collector_after_loading_the_app():
@@ -20,3 +20,8 @@ def test_web_workers_settle_the_collector_after_loading_the_app():
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+def test_what_clients_write_is_logged_escaped():
+    assert escaped("GET /orders HTTP/1.1") == "GET /orders HTTP/1.1"
+    assert escaped("GET /\x1b[2Jcaf\xe9\r\n HTTP/1.1") == "GET /\\x1b[2Jcaf\\xe9\\r\\n HTTP/1.1"
