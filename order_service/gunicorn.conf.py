@@ -8,6 +8,7 @@ from service_kit.process.gunicorn_settings import web_settings
 _config = exit_on_config_error(load_config)
 globals().update(
     web_settings(
+        host=_config.host,
         port=_config.port,
         workers=_config.web_workers,
         log_level=_config.log_level,

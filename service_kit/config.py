@@ -1,6 +1,7 @@
 """Reading configuration from the environment, failing fast with a message that names the
 variable, what was wrong and what is accepted."""
 
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,11 +28,35 @@ def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int, ma
     return value
 
 
+def redacted(url: str) -> str:
+    """The URL with any password in it replaced, for messages: they reach logs and terminals."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not even a URL: say nothing of it
+        return "<unreadable URL>"
+    if password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+_HOST = re.compile(r"[A-Za-z0-9.:-]{1,253}")
+
+
+def env_host(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    if not _HOST.fullmatch(raw):
+        raise ConfigError(f"{name}={raw!r} is not an IP address or host name")
+    return raw
+
+
 def env_http_url(env: Mapping[str, str], name: str, default: str) -> str:
     raw = env.get(name) or default
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{name}={raw!r} is not an http(s) URL with a host")
+        raise ConfigError(f"{name}={redacted(raw)!r} is not an http(s) URL with a host")
     return raw.rstrip("/")
 
 
@@ -41,7 +66,7 @@ def env_redis_url(env: Mapping[str, str], name: str) -> str | None:
         return None
     parts = urlsplit(raw)
     if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
-        raise ConfigError(f"{name}={raw!r} is not a redis:// URL")
+        raise ConfigError(f"{name}={redacted(raw)!r} is not a redis:// URL")
     return raw
 
 
@@ -51,7 +76,9 @@ def env_broker_url(env: Mapping[str, str], name: str, default: str) -> str:
     amqp = parts.scheme in ("amqp", "amqps") and parts.hostname
     spool = parts.scheme == "sqlite" and len(parts.path) > 1
     if not (amqp or spool):
-        raise ConfigError(f"{name}={raw!r} is neither an amqp:// URL nor a sqlite:/// spool file")
+        raise ConfigError(
+            f"{name}={redacted(raw)!r} is neither an amqp:// URL nor a sqlite:/// spool file"
+        )
     return raw
 
 
@@ -63,10 +90,12 @@ def env_database_url(env: Mapping[str, str], name: str, default: str) -> str:
     try:
         url = make_url(raw)
     except ArgumentError:
-        raise ConfigError(f"{name}={raw!r} is not a database URL") from None
+        raise ConfigError(f"{name}={redacted(raw)!r} is not a database URL") from None
     if url.drivername not in _DATABASE_DRIVERS:
         accepted = ", ".join(_DATABASE_DRIVERS)
-        raise ConfigError(f"{name}={raw!r}: driver {url.drivername!r} is not one of {accepted}")
+        raise ConfigError(
+            f"{name}={redacted(raw)!r}: driver {url.drivername!r} is not one of {accepted}"
+        )
     return raw
 
 
@@ -78,6 +107,7 @@ class ServiceConfig:
     """What one service reads from the environment; `<S>` is its prefix (PRODUCT, ORDER) and
     `<P>` the prefix of the service it calls."""
 
+    host: str  # <S>_HOST: the address the web service listens on (127.0.0.1 unless set)
     port: int  # <S>_PORT
     database_url: str  # <S>_DATABASE_URL
     web_workers: int  # <S>_WEB_WORKERS
@@ -110,6 +140,7 @@ def load_service_config(
     if log_level not in _LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL={log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
     return ServiceConfig(
+        host=env_host(env, f"{prefix}_HOST", "127.0.0.1"),
         port=env_int(env, f"{prefix}_PORT", default_port, minimum=1, maximum=65535),
         database_url=env_database_url(
             env, f"{prefix}_DATABASE_URL", f"sqlite:///var/{service.lower()}.db"

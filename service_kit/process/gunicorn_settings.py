@@ -41,10 +41,15 @@ def settle_garbage_collector(_worker: Any = None) -> None:
 
 
 def web_settings(
-    *, port: int, workers: int, log_level: str = "INFO", access_log: bool = True
+    *,
+    host: str = "127.0.0.1",
+    port: int,
+    workers: int,
+    log_level: str = "INFO",
+    access_log: bool = True,
 ) -> dict[str, Any]:
     return {
-        "bind": f"0.0.0.0:{port}",
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
         # gevent's own WSGI server (tighter tail latency than `-k gevent` on this hot path),
         # reading plain request headers without the `email` parser (process/gevent_worker.py).

@@ -220,6 +220,18 @@ def test_unusual_request_headers_over_real_sockets(stack):
     assert "/health/\\x1b[2J" in stack.log_of("order") and "\x1b" not in stack.log_of("order")
 
 
+def test_the_web_services_listen_on_the_loopback_only_by_default(stack):
+    for service in ("product", "order"):
+        master = psutil.Process(stack.processes[service].pid)
+        listening = {
+            connection.laddr.ip
+            for process in (master, *master.children())
+            for connection in process.net_connections(kind="inet")
+            if connection.status == psutil.CONN_LISTEN
+        }
+        assert listening == {"127.0.0.1"}, (service, listening)
+
+
 def test_no_gunicorn_control_socket_is_opened(stack):
     # Its default path is one per user: the two services would have shared it.
     for service in ("product", "order"):

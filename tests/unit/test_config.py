@@ -9,6 +9,7 @@ import pytest
 from order_service.config import load_config as order_config
 from product_service.config import load_config as product_config
 from service_kit.config import ConfigError
+from service_kit.process.gunicorn_settings import web_settings
 
 
 def test_defaults_need_no_server():
@@ -19,6 +20,7 @@ def test_defaults_need_no_server():
     assert product.peer_url == "http://127.0.0.1:4000"
     assert order.peer_url == "http://127.0.0.1:3000"
     assert product.web_workers == 2 and not product.validate_responses
+    assert product.host == order.host == "127.0.0.1"  # not every interface unless asked
 
 
 def test_one_shell_configures_both_services():
@@ -49,6 +51,7 @@ def test_one_shell_configures_both_services():
         ({"ORDER_SERVICE_URL": "ftp://x"}, "ORDER_SERVICE_URL"),
         ({"ORDER_SERVICE_TIMEOUT_MS": "1"}, "ORDER_SERVICE_TIMEOUT_MS"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"PRODUCT_HOST": "0.0.0.0; rm"}, "PRODUCT_HOST"),
     ],
 )
 def test_invalid_values_are_named(env, named):
@@ -69,3 +72,24 @@ def test_gunicorn_refuses_to_start_on_bad_configuration():
     assert result.returncode != 0
     assert "configuration error: ORDER_PORT='not-a-port' is not an integer" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("PRODUCT_DATABASE_URL", "postgresql://app:s3cret-pw@db/products"),
+        ("REDIS_URL", "http://:s3cret-pw@cache:6379/0"),
+        ("BROKER_URL", "http://app:s3cret-pw@mq:5672/"),
+        ("ORDER_SERVICE_URL", "ftp://app:s3cret-pw@orders"),
+    ],
+)
+def test_a_refused_url_is_named_without_its_password(name, url):
+    with pytest.raises(ConfigError, match=name) as refused:
+        product_config({name: url})
+    assert "s3cret-pw" not in str(refused.value) and "***" in str(refused.value)
+
+
+def test_the_web_services_listen_where_they_are_told():
+    assert web_settings(port=3000, workers=1)["bind"] == "127.0.0.1:3000"
+    assert web_settings(host="0.0.0.0", port=3000, workers=1)["bind"] == "0.0.0.0:3000"
+    assert web_settings(host="::", port=3000, workers=1)["bind"] == "[::]:3000"
