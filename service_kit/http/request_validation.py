@@ -11,6 +11,7 @@ jsonschema with both done in decimal arithmetic. Every other schema (POST /order
 compiled once with fastjsonschema, an order of magnitude faster than jsonschema."""
 
 import decimal
+import functools
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,7 +22,7 @@ from connexion.decorators.validation import (
     RequestBodyValidator,
     TypeValidationError,
 )
-from connexion.exceptions import BadRequestProblem
+from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
 from connexion.json_schema import Draft4RequestValidator
 from connexion.utils import is_null
 from jsonschema import Draft4Validator, ValidationError
@@ -98,7 +99,23 @@ def compile_body_schema(schema: dict) -> Callable[[Any], Any] | None:
 
 
 class ExactRequestBodyValidator(RequestBodyValidator):
-    """Plugged in through `add_api(validator_map={"body": ...})`."""
+    """Plugged in through `add_api(validator_map={"body": ...})`. A body is taken only in a
+    media type the operation lists: Connexion takes any JSON-like one (`…+json`)."""
+
+    def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        validated = super().__call__(function)
+
+        @functools.wraps(function)
+        def wrapper(request: Any) -> Any:
+            content_type = request.headers.get("Content-Type", "")
+            media_type = content_type.partition(";")[0].strip().lower()
+            if request.body and media_type not in self.consumes:
+                raise UnsupportedMediaTypeProblem(
+                    detail=f"Invalid Content-type ({content_type}), expected JSON data"
+                )
+            return validated(request)
+
+        return wrapper
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -49,6 +49,7 @@ NOT_PLAIN = [
     ({"json": [1]}, 400),
     ({"data": "{", "content_type": "application/json"}, 400),
     ({"data": "productId=1", "content_type": "text/plain"}, 415),
+    ({"data": '{"productId": 1, "qty": 1}', "content_type": "application/merge-patch+json"}, 415),
     ({"json": {"productId": 1, "qty": 1}, "query_string": {"qty": "2"}}, 400),
     ({"data": '{"productId": 1, "qty": 1, "x": "' + "y" * 2**20 + '"}', "content_type": JSON}, 413),
 ]
