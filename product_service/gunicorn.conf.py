@@ -3,8 +3,10 @@
 # The configuration is read and checked here, in the master, so a bad value stops start-up.
 from product_service.config import load_config
 from service_kit.config import exit_on_config_error
+from service_kit.process.files import keep_files_private
 from service_kit.process.gunicorn_settings import web_settings
 
+keep_files_private()  # inherited by the web workers
 _config = exit_on_config_error(load_config)
 globals().update(
     web_settings(

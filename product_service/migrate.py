@@ -2,12 +2,14 @@
 
 from product_service.config import load_config
 from service_kit.config import exit_on_config_error
+from service_kit.process.files import keep_files_private
 from service_kit.storage.migrations import upgrade_to_head
 
 SCRIPT_LOCATION = "product_service:migrations"
 
 
 def main() -> None:
+    keep_files_private()
     upgrade_to_head(SCRIPT_LOCATION, exit_on_config_error(load_config).database_url)
 
 

@@ -6,12 +6,14 @@ from product_service.config import load_config
 from product_service.repository import event_tables
 from service_kit import logs
 from service_kit.config import exit_on_config_error
+from service_kit.process.files import keep_files_private
 from service_kit.process.worker import consumer_task, run_tasks
 
 ORDERS_CREATED = "product-service.order-created"
 
 
 def main() -> None:
+    keep_files_private()
     config = exit_on_config_error(load_config)
     logs.configure(config.log_level)
     service, infrastructure = bootstrap(config)

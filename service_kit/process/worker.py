@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 from service_kit.messaging.broker import Broker
 from service_kit.messaging.consumer import consume
 from service_kit.messaging.events import Event
+from service_kit.process.files import run_dir
 
 Task = Callable[[threading.Event], None]
 _log = logging.getLogger(__name__)
@@ -24,8 +24,9 @@ HEALTHY_WITHIN_S = 30.0
 
 
 def heartbeat_file(name: str) -> Path:
-    """Touched while every task of worker `name` runs; its age is the container healthcheck."""
-    return Path(tempfile.gettempdir()) / f"{name.replace(' ', '-')}.heartbeat"
+    """Touched while every task of worker `name` runs; its age is the container healthcheck.
+    Under var/run, private to the service: not a fixed name in a folder every user can write."""
+    return run_dir() / f"{name.replace(' ', '-')}.heartbeat"
 
 
 def consumer_task(

@@ -49,6 +49,22 @@ def test_make_run_serves_both_uis_and_stops_cleanly(make_run):
     for port in ports.values():
         assert b"swagger-ui" in httpx.get(f"http://127.0.0.1:{port}/ui/").content
     output = log.read_text()
+    # What the services wrote is their user's alone: databases, spool, cache, heartbeats.
+    folder = log.parent
+    heartbeats = ROOT / "var" / "run"
+    deadline = time.monotonic() + 30
+    while len(list(heartbeats.glob("*-worker.heartbeat"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)  # the workers start beating once their tasks run
+    written = [
+        *folder.glob("*.db*"),
+        *(folder / "cache").rglob("*"),
+        *heartbeats.glob("*-worker.heartbeat"),
+    ]
+    assert {path.name for path in written} >= {"product.db", "order.db", "events.db"}
+    assert len([path for path in written if path.name.endswith(".heartbeat")]) == 2
+    for path in written:
+        expected = 0o700 if path.is_dir() else 0o600
+        assert path.stat().st_mode & 0o777 == expected, path
     assert f"http://127.0.0.1:{ports['PRODUCT_PORT']}/ui" in output
     assert f"http://127.0.0.1:{ports['ORDER_PORT']}/ui" in output
 
