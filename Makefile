@@ -10,13 +10,27 @@ PRODUCT_PORT ?= 3000
 ORDER_PORT ?= 4000
 export PRODUCT_PORT ORDER_PORT
 
-.PHONY: run test migrate generate lint format clean bench bench-relay contract browser locust locust-stack
+.PHONY: run test migrate generate lint format clean bench bench-relay contract browser locust locust-stack lock
 
-$(INSTALLED): pyproject.toml
+# Every package at the version, and with the hashes, of the lock files (make lock refreshes them).
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+
+$(INSTALLED): pyproject.toml $(LOCK) $(DEV_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet --require-hashes -r $(DEV_LOCK)
+	$(PIP) install --quiet --no-deps -e .
 	touch $@
+
+# The newest versions pyproject.toml allows, pinned with their hashes: the services' own
+# (requirements.lock, which the image installs) and with the development tools on top.
+PIP_COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links
+lock: $(INSTALLED)
+	$(PIP_COMPILE) --upgrade -o $(LOCK) pyproject.toml
+	$(PIP_COMPILE) --upgrade --extra dev -c $(LOCK) -o $(DEV_LOCK) pyproject.toml
 
 migrate: $(INSTALLED)
 	$(BIN)/python -m product_service.migrate
