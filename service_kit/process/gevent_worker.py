@@ -1,17 +1,19 @@
-"""gunicorn's gevent_pywsgi worker with a faster reading of request headers.
+"""gunicorn's gevent_pywsgi worker, reading requests strictly (RFC 9112) and fast.
 
 gevent's WSGI server reads headers with `http.client.parse_headers`, which runs the whole
-`email` package's parser over them: a large share of a web worker's CPU on POST /orders.
-Here, header blocks made only of plain `Name: value` lines (the ones clients send) are split
-directly, with the same result; any other block (folded lines, a line without a name, bytes the
-`email` parser treats specially, no blank line at the end) still goes through the `email`
-parser as before. A block over 32 KiB or of more than 100 lines is refused with a 400.
+`email` package's parser over them (a large share of a web worker's CPU on POST /orders) and
+guesses where a request is ambiguous: folded lines, a line without a colon or with space before
+it, a bare CR, NUL in a value, several or malformed Content-Lengths, Transfer-Encodings other
+than `chunked`, both framings at once, a missing or repeated Host. Behind a proxy that guesses
+otherwise, such a request smuggles another. Here the request line and each header line must be
+exactly what RFC 9112 allows, the message framing must be unambiguous, and a block over 32 KiB
+or of more than 100 lines is refused: every such request gets gevent's 400, and its connection
+is closed, so nothing behind it runs.
 
 With the access log on, a request that gevent refuses before it has a WSGI environ is no longer
 a traceback in the log (gunicorn's access line needs that environ); with it off, no access line
 is prepared at all."""
 
-import email.parser
 import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -19,9 +21,12 @@ from typing import Any, BinaryIO
 from gevent import pywsgi
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
-# The `email` parser's header name (printable ASCII but ':'), a value on the same line.
-_PLAIN_LINE = re.compile(r"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)\r?\n")
-_END = ("\r\n", "\n")
+# RFC 9110/9112: a method and a field name are tokens; a field value is visible characters,
+# spaces and tabs (no CR, LF or NUL), its surrounding whitespace not part of it. Lines may end in
+# a bare LF (RFC 9112 §2.2 allows a recipient to take it).
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_REQUEST_LINE = re.compile(rf"{_TOKEN} [\x21-\x7e]+ HTTP/1\.[01]\r?\n")
+_FIELD_LINE = re.compile(rf"({_TOKEN}):[ \t]*([\t\x20-\x7e\x80-\xff]*?)[ \t]*\r?\n")
 
 
 class PlainHeaders:
@@ -65,25 +70,50 @@ MAX_HEADER_BYTES = 32 * 1024
 MAX_HEADERS = 100
 
 
-def read_headers(fp: BinaryIO) -> Any:
-    """A request's headers from `fp`: PlainHeaders, what gevent's own reading gives, or a
-    message whose `status` says why the block is refused."""
+def read_headers(fp: BinaryIO, http_version: str = "HTTP/1.1") -> Any:
+    """A request's headers from `fp`: PlainHeaders, or a message whose `status` says why the
+    block is refused."""
     lines = _header_lines(fp)
     if isinstance(lines, str):
-        refused = pywsgi.OldMessage()
-        refused.status = lines  # gevent answers 400
-        return refused
-    text = b"".join(lines).decode("iso-8859-1")
-    fields, position = [], 0
+        return _refused(lines)
+    if lines[-1] not in (b"\r\n", b"\n"):
+        return _refused("The headers end before their blank line")
+    fields = []
     for line in lines[:-1]:
-        match = _PLAIN_LINE.match(text, position)
-        if match is None or match.end() != position + len(line):
-            return _parsed_by_email(text)
+        match = _FIELD_LINE.fullmatch(line.decode("iso-8859-1"))
+        if match is None:
+            return _refused("A header line that is not `name: value`")
         fields.append((match[1], match[2]))
-        position = match.end()
-    if text[position:] not in _END:  # no blank line: the stream ended inside the headers
-        return _parsed_by_email(text)
-    return PlainHeaders(fields)
+    problem = _framing_problem(fields, http_version)
+    return _refused(problem) if problem else PlainHeaders(fields)
+
+
+def _framing_problem(fields: list[tuple[str, str]], http_version: str) -> str | None:
+    """Why the message's length or target would be ambiguous (RFC 9112 §3.2, §6), if it is."""
+    lengths, codings, hosts = [], [], 0
+    for name, value in fields:
+        lowered = name.lower()
+        if lowered == "content-length":
+            lengths.append(value)
+        elif lowered == "transfer-encoding":
+            codings.append(value)
+        elif lowered == "host":
+            hosts += 1
+    if len(lengths) > 1:
+        return "More than one Content-Length"
+    if lengths and not (lengths[0].isascii() and lengths[0].isdigit()):
+        return "A Content-Length that is not digits"
+    if codings and (lengths or len(codings) > 1 or codings[0].lower() != "chunked"):
+        return "A Transfer-Encoding other than one `chunked` alone"
+    if hosts > 1 or (hosts == 0 and http_version == "HTTP/1.1"):
+        return "Not exactly one Host"
+    return None
+
+
+def _refused(reason: str) -> Any:
+    refused = pywsgi.OldMessage()
+    refused.status = reason  # gevent answers 400 and closes the connection
+    return refused
 
 
 def _header_lines(fp: BinaryIO) -> list[bytes] | str:
@@ -102,14 +132,14 @@ def _header_lines(fp: BinaryIO) -> list[bytes] | str:
             return "Too many headers"
 
 
-def _parsed_by_email(text: str) -> Any:
-    # http.client.parse_headers' own second step, into gevent's message class.
-    return email.parser.Parser(_class=pywsgi.OldMessage).parsestr(text)
-
-
 class Handler(PyWSGIHandler):
+    def read_request(self, raw_requestline: str) -> Any:
+        if not _REQUEST_LINE.fullmatch(raw_requestline):
+            raise ValueError("a request line that is not `method target HTTP/1.x`")  # 400
+        return super().read_request(raw_requestline)
+
     def MessageClass(self, fp: BinaryIO, *_args: Any) -> Any:  # noqa: N802 - gevent's name
-        return read_headers(fp)
+        return read_headers(fp, self.request_version)
 
     def log_request(self) -> None:
         # gunicorn's access line needs the WSGI environ, which a request that gevent refused
