@@ -11,7 +11,7 @@ from pathlib import Path
 from devstack import throwaway
 from devstack.processes import RunningStack, running_stack
 
-# Measured without gunicorn's line per request (it costs ~8% of a web worker).
+# Measured without gunicorn's line per request (its cost: docs/performance.md).
 ACCESS_LOG = {"PRODUCT_ACCESS_LOG": "0", "ORDER_ACCESS_LOG": "0"}
 
 

@@ -6,7 +6,8 @@
   migrations, the shared cache;
 - `messaging/`: events and their contract, the broker port with RabbitMQ and the local spool,
   the transactional outbox and inbox, consumers;
-- `process/`: what runs them: the adapters chosen by URL, worker processes, gunicorn settings.
+- `process/`: what runs them: the adapters chosen by URL, worker processes, gunicorn settings
+  and its worker class (strict request reading), files kept private to the service.
 
 The modules at this level (errors, request ids, exact JSON, configuration, logs) are used by
 every room and use none."""
