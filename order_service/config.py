@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 from service_kit.config import ServiceConfig, env_int, load_service_config
 
@@ -24,7 +24,7 @@ def load_config(env: Mapping[str, str] = os.environ) -> OrderConfig:
         peer_default_timeout_ms=2000,
     )
     return OrderConfig(
-        **asdict(base),
+        **{field.name: getattr(base, field.name) for field in fields(base)},  # not deep copies
         price_fresh_s=env_int(env, "ORDER_PRICE_FRESH_MS", 5000, minimum=0, maximum=600_000) / 1000,
         price_stale_s=env_int(env, "ORDER_PRICE_STALE_S", 300, minimum=0, maximum=86_400),
         group_commit_linger_s=env_int(

@@ -15,5 +15,6 @@ globals().update(
         workers=_config.web_workers,
         log_level=_config.log_level,
         access_log=_config.access_log,
+        limits=_config.connection_limits,
     )
 )

@@ -110,6 +110,9 @@ async def _run(
         reader = writer = None
         while (scheduled := await due.get()) is not None:
             try:
+                if reader is not None and reader.at_eof():  # the server closed it while idle
+                    writer.close()
+                    reader = writer = None
                 if writer is None:
                     reader, writer = await asyncio.open_connection(host, port)
                 status = await _exchange(reader, writer, request)

@@ -103,6 +103,17 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True)
+class ConnectionLimits:
+    """How long a web worker waits on a client (service_kit/process/connection_watch.py), and
+    how many connections it holds at once."""
+
+    connections: int = 1000  # <S>_WEB_CONNECTIONS, per web worker
+    idle_timeout_s: int = 75  # <S>_IDLE_TIMEOUT_S: keep-alive, longer than a balancer's 60 s
+    header_timeout_s: int = 10  # <S>_HEADER_TIMEOUT_S: from a request's first byte
+    body_timeout_s: int = 30  # <S>_BODY_TIMEOUT_S: from the end of its headers
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     """What one service reads from the environment; `<S>` is its prefix (PRODUCT, ORDER) and
     `<P>` the prefix of the service it calls."""
@@ -118,11 +129,12 @@ class ServiceConfig:
     log_level: str  # LOG_LEVEL
     validate_responses: bool  # <S>_VALIDATE_RESPONSES=1: check every response against the spec
     access_log: bool  # <S>_ACCESS_LOG=0: no line per request (a share of a web worker's CPU)
-    redis_url: str | None  # REDIS_URL; unset: a file-system cache in cache_dir
+    connection_limits: ConnectionLimits
+    redis_url: str | None  # <S>_REDIS_URL or REDIS_URL; unset: a file-system cache in cache_dir
     cache_dir: str  # $CACHE_DIR/<service>, CACHE_DIR defaulting to var/cache
     cache_ttl_s: int  # <S>_CACHE_TTL_S
     inbox_retention_s: int  # <S>_INBOX_RETENTION_H: applied-event ids kept this long
-    broker_url: str  # BROKER_URL: amqp://… (RabbitMQ) or sqlite:///… (the local spool)
+    broker_url: str  # <S>_BROKER_URL or BROKER_URL: amqp://… (RabbitMQ) or sqlite:///… (spool)
 
 
 def load_service_config(
@@ -161,12 +173,39 @@ def load_service_config(
         validate_responses=env_int(env, f"{prefix}_VALIDATE_RESPONSES", 0, minimum=0, maximum=1)
         == 1,
         access_log=env_int(env, f"{prefix}_ACCESS_LOG", 1, minimum=0, maximum=1) == 1,
-        redis_url=env_redis_url(env, "REDIS_URL"),
+        connection_limits=_connection_limits(env, prefix),
+        redis_url=env_redis_url(env, _own_or_shared(env, f"{prefix}_REDIS_URL", "REDIS_URL")),
         cache_dir=f"{env.get('CACHE_DIR') or 'var/cache'}/{service.lower()}",
         cache_ttl_s=env_int(env, f"{prefix}_CACHE_TTL_S", 60, minimum=1, maximum=86_400),
         inbox_retention_s=env_int(env, f"{prefix}_INBOX_RETENTION_H", 168, minimum=1, maximum=8760)
         * 3600,
-        broker_url=env_broker_url(env, "BROKER_URL", "sqlite:///var/events.db"),
+        broker_url=env_broker_url(
+            env,
+            _own_or_shared(env, f"{prefix}_BROKER_URL", "BROKER_URL"),
+            "sqlite:///var/events.db",
+        ),
+    )
+
+
+def _own_or_shared(env: Mapping[str, str], own: str, shared: str) -> str:
+    """Which variable to read: the service's own (its credentials, in a deployment) if it is
+    set, else the one both services share."""
+    return own if env.get(own) else shared
+
+
+def _connection_limits(env: Mapping[str, str], prefix: str) -> ConnectionLimits:
+    defaults = ConnectionLimits()
+
+    def seconds(name: str, default: int) -> int:
+        return env_int(env, f"{prefix}_{name}", default, minimum=1, maximum=3600)
+
+    return ConnectionLimits(
+        connections=env_int(
+            env, f"{prefix}_WEB_CONNECTIONS", defaults.connections, minimum=10, maximum=100_000
+        ),
+        idle_timeout_s=seconds("IDLE_TIMEOUT_S", defaults.idle_timeout_s),
+        header_timeout_s=seconds("HEADER_TIMEOUT_S", defaults.header_timeout_s),
+        body_timeout_s=seconds("BODY_TIMEOUT_S", defaults.body_timeout_s),
     )
 
 

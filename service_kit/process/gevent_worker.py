@@ -10,6 +10,9 @@ exactly what RFC 9112 allows, the message framing must be unambiguous, and a blo
 or of more than 100 lines is refused: every such request gets gevent's 400, and its connection
 is closed, so nothing behind it runs.
 
+Each connection's waits on its client have deadlines, and a full worker makes room for a new
+connection (process/connection_watch.py).
+
 With the access log on, a request that gevent refuses before it has a WSGI environ is no longer
 a traceback in the log (gunicorn's access line needs that environ); with it off, no access line
 is prepared at all."""
@@ -18,8 +21,12 @@ import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+import gevent
 from gevent import pywsgi
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
+
+from service_kit.config import ConnectionLimits
+from service_kit.process.connection_watch import ConnectionWatch
 
 # RFC 9110/9112: a method and a field name are tokens; a field value is visible characters,
 # spaces and tabs (no CR, LF or NUL), its surrounding whitespace not part of it. Lines may end in
@@ -73,7 +80,10 @@ MAX_HEADERS = 100
 def read_headers(fp: BinaryIO, http_version: str = "HTTP/1.1") -> Any:
     """A request's headers from `fp`: PlainHeaders, or a message whose `status` says why the
     block is refused."""
-    lines = _header_lines(fp)
+    try:
+        lines = _header_lines(fp)
+    except OSError:  # the connection failed, or was shut at its deadline
+        return _refused("The headers did not arrive")
     if isinstance(lines, str):
         return _refused(lines)
     if lines[-1] not in (b"\r\n", b"\n"):
@@ -133,6 +143,31 @@ def _header_lines(fp: BinaryIO) -> list[bytes] | str:
 
 
 class Handler(PyWSGIHandler):
+    watch: ConnectionWatch  # the worker's own, set on its handler class as the worker starts
+
+    def handle(self) -> None:
+        self.watch.make_room(self, self.server.pool)
+        try:
+            super().handle()
+        except OSError:  # the client left while its 400 was written
+            pass
+        finally:
+            self.watch.forget(self)
+
+    def read_requestline(self) -> str:
+        self.watch.idle(self)
+        try:
+            self.rfile.peek(1)  # the next request's first byte
+        except OSError:  # the client left, or the connection was shut while idle
+            return ""
+        self.watch.reading_head(self)
+        return super().read_requestline()
+
+    def get_environ(self) -> dict[str, Any]:
+        environ = super().get_environ()  # the request's head is read
+        self.watch.reading_body(self)
+        return environ
+
     def read_request(self, raw_requestline: str) -> Any:
         if not _REQUEST_LINE.fullmatch(raw_requestline):
             raise ValueError("a request line that is not `method target HTTP/1.x`")  # 400
@@ -155,3 +190,10 @@ class Worker(GeventPyWSGIWorker):
     """`worker_class = "service_kit.process.gevent_worker.Worker"`."""
 
     wsgi_handler = Handler
+    connection_limits = ConnectionLimits()  # web_settings' post_fork hook gives the service's
+
+    def run(self) -> None:
+        watch = ConnectionWatch(self.connection_limits)
+        self.wsgi_handler = type("WatchedHandler", (Handler,), {"watch": watch})
+        gevent.spawn(watch.run, self)
+        super().run()

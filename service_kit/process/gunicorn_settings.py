@@ -6,6 +6,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
+from service_kit.config import ConnectionLimits
 from service_kit.logs import logging_config
 
 
@@ -40,6 +41,9 @@ def settle_garbage_collector(_worker: Any = None) -> None:
     gc.set_threshold(10_000, 20, 100)
 
 
+DEFAULT_LIMITS = ConnectionLimits()
+
+
 def web_settings(
     *,
     host: str = "127.0.0.1",
@@ -47,14 +51,20 @@ def web_settings(
     workers: int,
     log_level: str = "INFO",
     access_log: bool = True,
+    limits: ConnectionLimits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
+    def give_connection_limits(_arbiter: Any, worker: Any) -> None:
+        worker.connection_limits = limits
+
     return {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
         # gevent's own WSGI server (tighter tail latency than `-k gevent` on this hot path),
         # reading plain request headers without the `email` parser (process/gevent_worker.py).
         "worker_class": "service_kit.process.gevent_worker.Worker",
-        "worker_connections": 1000,
+        # Past this many connections a worker accepts a new one by closing its longest-idle.
+        "worker_connections": limits.connections,
+        "post_fork": give_connection_limits,
         # With gevent_pywsgi one worker tends to accept most keep-alive connections;
         # SO_REUSEPORT lets the kernel spread them.
         "reuse_port": True,
@@ -64,7 +74,7 @@ def web_settings(
         # gunicorn's control socket has one default path per user: both services (and any other
         # gunicorn of that user) would share it. Nothing here uses it.
         "control_socket_disable": True,
-        "keepalive": 30,
+        "keepalive": limits.idle_timeout_s,
         "logconfig_dict": logging_config(log_level),
         "logger_class": "service_kit.process.gunicorn_settings.ServiceLogger",
         "post_worker_init": settle_garbage_collector,

@@ -52,6 +52,10 @@ def test_one_shell_configures_both_services():
         ({"ORDER_SERVICE_TIMEOUT_MS": "1"}, "ORDER_SERVICE_TIMEOUT_MS"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"PRODUCT_HOST": "0.0.0.0; rm"}, "PRODUCT_HOST"),
+        ({"PRODUCT_WEB_CONNECTIONS": "5"}, "PRODUCT_WEB_CONNECTIONS"),
+        ({"PRODUCT_IDLE_TIMEOUT_S": "0"}, "PRODUCT_IDLE_TIMEOUT_S"),
+        ({"PRODUCT_HEADER_TIMEOUT_S": "1.5"}, "PRODUCT_HEADER_TIMEOUT_S"),
+        ({"PRODUCT_BODY_TIMEOUT_S": "-1"}, "PRODUCT_BODY_TIMEOUT_S"),
     ],
 )
 def test_invalid_values_are_named(env, named):
@@ -93,3 +97,19 @@ def test_the_web_services_listen_where_they_are_told():
     assert web_settings(port=3000, workers=1)["bind"] == "127.0.0.1:3000"
     assert web_settings(host="0.0.0.0", port=3000, workers=1)["bind"] == "0.0.0.0:3000"
     assert web_settings(host="::", port=3000, workers=1)["bind"] == "[::]:3000"
+
+
+def test_connection_limits_reach_the_web_workers():
+    limits = order_config({"ORDER_WEB_CONNECTIONS": "50", "ORDER_IDLE_TIMEOUT_S": "20"})
+    limits = limits.connection_limits
+    assert (limits.connections, limits.idle_timeout_s) == (50, 20)
+    assert (limits.header_timeout_s, limits.body_timeout_s) == (10, 30)  # the defaults
+    settings = web_settings(port=4000, workers=1, limits=limits)
+    assert (settings["worker_connections"], settings["keepalive"]) == (50, 20)
+
+    class Worker:  # what gunicorn's post_fork hook receives
+        pass
+
+    worker = Worker()
+    settings["post_fork"](None, worker)
+    assert worker.connection_limits is limits
