@@ -56,15 +56,20 @@ browser:
 	    echo "note: $(CHROMIUM) is missing and cannot be installed here; the browser test will skip"; \
 	  fi; }
 
-# The inter-service clients are generated from the callee's spec and committed;
-# tests/test_generated_clients.py fails when they differ from a fresh generation.
+# Generated from the specs and committed: the inter-service clients (tests/test_generated_clients.py
+# fails when they differ from a fresh generation) and RabbitMQ's definitions (tests/test_infra.py).
 generate: $(INSTALLED)
+	$(BIN)/python -m service_kit.messaging.broker_definitions > infra/rabbitmq/definitions.json
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/openapi-python-client generate --meta none \
 		--path openapi/product.yaml --output-path order_service/generated_product_client \
 		--config openapi/client-generator.yaml --overwrite --fail-on-warning
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/openapi-python-client generate --meta none \
 		--path openapi/order.yaml --output-path product_service/generated_order_client \
 		--config openapi/client-generator.yaml --overwrite --fail-on-warning
+
+# Every password of the compose stack, random, generated once (docker compose reads infra/.env).
+infra/.env:
+	$(PYTHON) infra/generate_env.py $@
 
 # Schemathesis against the running stack; CONTRACT_EXAMPLES sets the length of the run.
 CONTRACT_EXAMPLES ?= 100

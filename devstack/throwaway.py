@@ -28,7 +28,7 @@ class Unavailable(Exception):
     """The server is not there."""
 
 
-def _mysql_admin() -> pymysql.connections.Connection:
+def mysql_admin() -> pymysql.connections.Connection:
     return pymysql.connect(
         host=MYSQL_HOST,
         port=MYSQL_PORT,
@@ -43,7 +43,7 @@ def _mysql_admin() -> pymysql.connections.Connection:
 def mysql_databases() -> Iterator[dict[str, str]]:
     """One migrated database per service, dropped afterwards."""
     try:
-        admin = _mysql_admin()
+        admin = mysql_admin()
     except pymysql.err.OperationalError as exc:
         raise Unavailable(f"no MariaDB/MySQL at {MYSQL_HOST}:{MYSQL_PORT}: {exc}") from exc
     run = uuid.uuid4().hex[:8]

@@ -94,7 +94,7 @@ def events_in_queue(broker_url: str, queue: str) -> tuple[int, int]:
         channel = connection.channel()
         messages = carried = 0
         while (message := channel.basic_get(queue, auto_ack=True))[0] is not None:
-            events, problems = read_message(message[2])
+            events, problems = read_message(message[2], message[0].routing_key)
             assert not problems, problems[0]
             messages, carried = messages + 1, carried + len(events)
         return messages, carried

@@ -33,8 +33,8 @@ def order_created(order_id: int, product_id: int, qty: int) -> Event:
     )
 
 
-def parse_event(body: bytes) -> Event:
+def parse_event(body: bytes, routing_key: str) -> Event:
     """The one event a message body (or an outbox row's body) holds."""
-    events, poison = read_message(body)
+    events, poison = read_message(body, routing_key)
     assert not poison and len(events) == 1, poison
     return events[0]

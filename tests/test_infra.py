@@ -1,10 +1,15 @@
 """infra/ cannot run here (no Docker engine), so it is checked statically: every service has a
 healthcheck and waits for healthy dependencies, every environment variable it sets is one the
 configuration reads, ports agree with the configuration and the README, the broker and the
-workers yield the CPU to the web containers, and MySQL is durable unless the opt-in dev-tuning
-file is added."""
+workers yield the CPU to the web containers, MySQL is durable unless the opt-in dev-tuning file
+is added, and the trust boundaries hold: only the APIs are published, every password comes from
+the generated infra/.env, and each service has its own user on MySQL, Redis and RabbitMQ with
+rights on its own data only (tests/e2e/test_least_privilege.py runs the services as those
+users on this machine's servers)."""
 
 import importlib.util
+import json
+import os
 import re
 from pathlib import Path
 
@@ -122,3 +127,103 @@ def test_mysql_is_durable_unless_dev_tuning_is_chosen():
         "--innodb-buffer-pool-size=1G",
         "--max-connections=500",
     } <= flags
+
+
+def test_only_the_two_apis_are_published():
+    published = {name for name, service in SERVICES.items() if service.get("ports")}
+    assert published == {"product-service", "order-service"}
+
+
+COMPOSE_TEXT = (ROOT / "infra/docker-compose.yml").read_text()
+GENERATED_PASSWORDS = set(
+    re.findall(r'^    "([A-Z_]+)",$', (ROOT / "infra/generate_env.py").read_text(), re.MULTILINE)
+)
+
+
+def test_every_secret_comes_from_the_generated_env_file():
+    # Compose interpolates ${NAME:?…} from infra/.env; no password is written in infra/.
+    used = set(re.findall(r"\$\{([A-Z_]+):\?run make infra/\.env\}", COMPOSE_TEXT))
+    assert used == GENERATED_PASSWORDS
+    assert not re.findall(r"\$\{(?![A-Z_]+:\?run make infra/\.env\})", COMPOSE_TEXT)
+    urls = re.findall(r"\w+(?:\+\w+)?://(?:\$\{[^}]*\}|[^\s\"'$])+", COMPOSE_TEXT)
+    with_credentials = [url for url in urls if "@" in url]
+    assert len(with_credentials) == 6  # a database, Redis and broker URL per service
+    for url in with_credentials:
+        credentials = url.split("://", 1)[1].rpartition("@")[0]
+        assert re.fullmatch(r"[\w-]+:\$\{[A-Z_]+:\?run make infra/\.env\}", credentials), url
+    for text in (COMPOSE_TEXT, *(p.read_text() for p in (ROOT / "infra").rglob("*.sh"))):
+        assert "guest" not in text and "root:root" not in text
+
+
+@pytest.mark.parametrize(
+    ("service", "user"), [("product", "product-service"), ("order", "order-service")]
+)
+def test_each_service_uses_its_own_user_everywhere(service, user):
+    for name in (f"{service}-service", f"{service}-worker"):
+        env = SERVICES[name]["environment"]
+        urls = {key: value for key, value in env.items() if key.endswith("_URL") and "@" in value}
+        assert set(urls) == {f"{service.upper()}_{k}_URL" for k in ("DATABASE", "REDIS", "BROKER")}
+        for url in urls.values():
+            assert url.split("://", 1)[1].startswith(f"{user}:"), (name, url)
+        assert not any(
+            key.startswith("ORDER_" if service == "product" else "PRODUCT_")
+            and key.endswith(("DATABASE_URL", "REDIS_URL", "BROKER_URL"))
+            for key in env
+        )
+
+
+def test_mysql_users_have_rights_on_their_own_database_only():
+    script = (ROOT / "infra/mysql/init.sh").read_text()
+    grants = re.findall(r"^GRANT .*$", script, re.MULTILINE)
+    assert sorted(grants) == [
+        "GRANT ALL PRIVILEGES ON orders.* TO 'order-service'@'%';",
+        "GRANT ALL PRIVILEGES ON products.* TO 'product-service'@'%';",
+    ]
+    for service, database in (("product", "products"), ("order", "orders")):
+        url = SERVICES[f"{service}-service"]["environment"][f"{service.upper()}_DATABASE_URL"]
+        assert url.endswith(f"@mysql:3306/{database}")
+    mounted = SERVICES["mysql"]["volumes"][0].split(":")
+    assert (ROOT / "infra" / mounted[0]).resolve() == ROOT / "infra/mysql/init.sh"
+    assert mounted[1].startswith("/docker-entrypoint-initdb.d/")
+    assert os.access(ROOT / "infra/mysql/init.sh", os.X_OK)  # run, not sourced
+
+
+def test_redis_has_no_anonymous_user_and_each_service_its_own_keys():
+    from devstack.service_users import redis_rules
+
+    rules = redis_rules()
+    assert rules.pop("default") == ["off"]
+    for service, namespace in (("product", "product"), ("order", "order")):
+        own = rules.pop(f"{service}-service")
+        assert own[0] == "on" and own[1].startswith(">${")
+        assert [rule for rule in own if rule.startswith("~")] == [f"~{namespace}:*"]
+        assert "-@dangerous" in own and "+@all" in own
+        bootstrap = (ROOT / f"{service}_service/bootstrap.py").read_text()
+        assert f'namespace="{namespace}"' in bootstrap  # the cache's key prefix
+    assert rules == {}
+
+
+def test_rabbitmq_definitions_are_generated_from_the_event_contract():
+    from service_kit.messaging.broker_definitions import definitions
+
+    committed = json.loads((ROOT / "infra/rabbitmq/definitions.json").read_text())
+    assert committed == definitions(), "run make generate"
+    config = (ROOT / "infra/rabbitmq/rabbitmq.conf").read_text()
+    path = re.search(r"^definitions\.local\.path = (\S+)$", config, re.MULTILINE)[1]
+    volumes = {v.split(":")[1]: v.split(":")[0] for v in SERVICES["rabbitmq"]["volumes"]}
+    assert volumes[path] == "./rabbitmq/definitions.json"
+    assert volumes["/etc/rabbitmq/rabbitmq.conf"] == "./rabbitmq/rabbitmq.conf"
+    start = (ROOT / "infra/rabbitmq/start.sh").read_text()
+    for user in committed["users"]:
+        password = f"{user['name'].split('-')[0].upper()}_BROKER_PASSWORD"
+        assert f'change_password {user["name"]} "${password}"' in start
+        assert password in SERVICES["rabbitmq"]["environment"]
+    assert os.access(ROOT / "infra/rabbitmq/start.sh", os.X_OK)
+
+
+def test_the_event_contract_names_a_publisher_for_every_event_type():
+    from service_kit.messaging import events
+
+    published = [key for keys in events.publishers().values() for key in keys]
+    types = events.schemas()["$defs"]["Envelope"]["properties"]["type"]["enum"]
+    assert sorted(published) == sorted(types)  # each type, by one service only

@@ -33,25 +33,33 @@ def _parameters(url: str) -> pika.URLParameters:
     return parameters
 
 
-def declare_topology(channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
+def declare_topology(
+    channel: pika.adapters.blocking_connection.BlockingChannel, owner: str | None = None
+) -> None:
+    """The exchanges, and the queues `owner` consumes (every queue without one): a service's
+    broker user may declare its own queues only."""
     channel.exchange_declare(events.EXCHANGE, exchange_type="topic", durable=True)
     channel.exchange_declare(events.DEAD_LETTER_EXCHANGE, exchange_type="direct", durable=True)
-    for queue, patterns in events.queues().items():
-        channel.queue_declare(
-            queue,
-            durable=True,
-            arguments={
-                "x-queue-type": "quorum",
-                "x-delivery-limit": events.MAX_DELIVERIES,
-                "x-dead-letter-exchange": events.DEAD_LETTER_EXCHANGE,
-                "x-dead-letter-routing-key": queue,
-            },
-        )
+    queues = events.queues() if owner is None else events.queues_of(owner)
+    for queue, patterns in queues.items():
+        channel.queue_declare(queue, durable=True, arguments=queue_arguments(queue))
         for pattern in patterns:
             channel.queue_bind(queue, events.EXCHANGE, routing_key=pattern)
         dead = events.dead_letter_queue(queue)
-        channel.queue_declare(dead, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_declare(dead, durable=True, arguments=DEAD_LETTER_QUEUE_ARGUMENTS)
         channel.queue_bind(dead, events.DEAD_LETTER_EXCHANGE, routing_key=queue)
+
+
+DEAD_LETTER_QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
+
+
+def queue_arguments(queue: str) -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": events.MAX_DELIVERIES,
+        "x-dead-letter-exchange": events.DEAD_LETTER_EXCHANGE,
+        "x-dead-letter-routing-key": queue,
+    }
 
 
 @contextlib.contextmanager
@@ -84,11 +92,11 @@ def _runs(messages: Sequence[OutgoingMessage]) -> Iterator[Sequence[OutgoingMess
 class AmqpBroker:
     """One connection, one channel: use it from one thread only (pika's rule)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, owner: str | None = None) -> None:
         try:
             self._connection = pika.BlockingConnection(_parameters(url))
             self._channel = self._connection.channel()
-            declare_topology(self._channel)
+            declare_topology(self._channel, owner)
         except pika.exceptions.AMQPError as exc:
             raise BrokerUnavailable(repr(exc)) from exc
         self._in_transaction = False

@@ -24,7 +24,7 @@ def handle_deliveries(
     parsed: list[tuple[Delivery, Event]] = []
     poison: list[Delivery] = []
     for delivery in deliveries:
-        events, problems = read_message(delivery.body)
+        events, problems = read_message(delivery.body, delivery.routing_key)
         parsed += [(delivery, event) for event in events]
         if problems:
             _log.error("dead-lettering a %s message: %s", delivery.routing_key, problems[0])

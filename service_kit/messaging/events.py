@@ -1,5 +1,5 @@
 """Events: the envelope and its contract, openapi/events.yaml, which also names the queues of
-the system (the topology every process declares, so that no event is ever unroutable)."""
+the system and the event types each service publishes."""
 
 import datetime
 import os
@@ -74,10 +74,11 @@ class PoisonMessage(ValueError):
     """A message that is not a valid event: retrying cannot help."""
 
 
-def read_message(body: bytes) -> tuple[list[Event], list[PoisonMessage]]:
+def read_message(body: bytes, routing_key: str) -> tuple[list[Event], list[PoisonMessage]]:
     """The valid events of a message body (an envelope, or a pack of them) in their order, and
     what is wrong with the rest: a body that is not JSON, not an envelope or a non-empty pack,
-    or an element of a pack that is not a valid event."""
+    or an element of a pack that is not a valid event of the message's type (its routing key:
+    what the broker let its sender publish)."""
     try:
         document = exact_json.loads(body)
     except ValueError as exc:
@@ -91,9 +92,14 @@ def read_message(body: bytes) -> tuple[list[Event], list[PoisonMessage]]:
     events, poison = [], []
     for element in elements:
         try:
-            events.append(_event(element))
+            event = _event(element)
         except PoisonMessage as exc:
             poison.append(exc)
+            continue
+        if event.type == routing_key:
+            events.append(event)
+        else:
+            poison.append(PoisonMessage(f"a {event.type} event sent as {routing_key}"))
     return events, poison
 
 
@@ -150,6 +156,17 @@ def routes(routing_key: str, pattern: str) -> bool:
 def queues() -> dict[str, tuple[str, ...]]:
     """Every queue of the system and the routing keys it receives (topic patterns)."""
     return {queue: tuple(patterns) for queue, patterns in schemas()["x-queues"].items()}
+
+
+def queues_of(service: str) -> dict[str, tuple[str, ...]]:
+    """The queues `service` consumes (named after it)."""
+    return {queue: keys for queue, keys in queues().items() if queue.startswith(f"{service}.")}
+
+
+@cache
+def publishers() -> dict[str, tuple[str, ...]]:
+    """Every service and the event types (routing keys) it publishes."""
+    return {service: tuple(types) for service, types in schemas()["x-publishers"].items()}
 
 
 def queues_for(routing_key: str) -> list[str]:

@@ -43,10 +43,11 @@ class Infrastructure:
             broker.close()
 
 
-def open_broker(url: str) -> Broker:
-    """`amqp://…` is RabbitMQ; a `sqlite:///…` URL is the local durable spool, no server."""
+def open_broker(url: str, owner: str | None = None) -> Broker:
+    """`amqp://…` is RabbitMQ (`owner`'s queues declared); a `sqlite:///…` URL is the local
+    durable spool, no server."""
     if url.startswith(("amqp://", "amqps://")):
-        return AmqpBroker(url)
+        return AmqpBroker(url, owner)
     return SpoolBroker(url)
 
 
@@ -54,5 +55,5 @@ def open_infrastructure(config: ServiceConfig, *, namespace: str) -> Infrastruct
     return Infrastructure(
         engine=create_engine_for(config.database_url, pool_size=config.db_pool_size),
         cache=open_cache(config.redis_url, namespace=namespace, file_dir=config.cache_dir),
-        connect_broker=lambda: open_broker(config.broker_url),
+        connect_broker=lambda: open_broker(config.broker_url, f"{namespace}-service"),
     )

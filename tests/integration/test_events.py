@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 import pika
 import pytest
 
+from devstack import throwaway
 from product_service.bootstrap import bootstrap
 from product_service.config import load_config
 from service_kit.messaging import events
@@ -206,7 +207,7 @@ def test_a_batch_reaches_rabbitmq_in_one_write_and_arrives_whole_in_packs(rabbit
         assert received[2][1].message_id == reserved.id  # alone: the event's own id
         assert received[2][2] == reserved.to_json().encode()  # alone: the envelope itself
         assert received[4][2] == b"x" * 300_000
-        unpacked = [read_message(body) for _, _, body in received[:4]]
+        unpacked = [read_message(body, method.routing_key) for method, _, body in received[:4]]
         assert all(not problems for _, problems in unpacked)
         ids = [event.id for events_read, _ in unpacked for event in events_read]
         assert ids == [e.id for e in created[:-2]] + [reserved.id] + [e.id for e in created[-2:]]
@@ -218,18 +219,24 @@ def test_a_batch_reaches_rabbitmq_in_one_write_and_arrives_whole_in_packs(rabbit
 def test_a_backlog_is_consumed_in_full_batches_without_lingering(rabbitmq_url):
     """A batch that is full goes at once: the wait for a fuller batch (here 2 s) applies to a
     quiet queue, not to a backlog. Quiet events still gather into one batch meanwhile."""
+    # A virtual host of its own: no other queue there receives these order.created events.
+    with throwaway.rabbitmq_vhost() as url:
+        _consume_a_backlog(url)
+
+
+def _consume_a_backlog(rabbitmq_url: str) -> None:
     queue = "test.backlog"
-    publisher = AmqpBroker(rabbitmq_url)  # declares the exchange
+    publisher = AmqpBroker(rabbitmq_url, owner="test")  # declares the exchanges only
     probe = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     channel = probe.channel()
     channel.queue_declare(queue)  # not exclusive: the consumer has a connection of its own
-    channel.queue_bind(queue, events.EXCHANGE, routing_key=queue)
+    channel.queue_bind(queue, events.EXCHANGE, routing_key="order.created")
     stop = threading.Event()
     batches: list[int] = []
     consumer = threading.Thread(
         target=consume,
         args=(
-            lambda: AmqpBroker(rabbitmq_url),
+            lambda: AmqpBroker(rabbitmq_url, owner="test"),
             queue,
             lambda batch: batches.append(len(batch)),
             stop,
@@ -239,7 +246,9 @@ def test_a_backlog_is_consumed_in_full_batches_without_lingering(rabbitmq_url):
     )
     try:
         backlog = [order_created(n, 1, 1) for n in range(1, 2001)]
-        publisher.publish([OutgoingMessage(queue, e.to_json().encode(), e.id) for e in backlog])
+        publisher.publish(
+            [OutgoingMessage("order.created", e.to_json().encode(), e.id) for e in backlog]
+        )
         started = time.monotonic()
         consumer.start()
         assert wait_for(lambda: sum(batches) == 2000, within_s=30)
@@ -250,7 +259,9 @@ def test_a_backlog_is_consumed_in_full_batches_without_lingering(rabbitmq_url):
 
         quiet = [order_created(n, 1, 1) for n in (2001, 2002)]
         for event in quiet:
-            publisher.publish([OutgoingMessage(queue, event.to_json().encode(), event.id)])
+            publisher.publish(
+                [OutgoingMessage("order.created", event.to_json().encode(), event.id)]
+            )
             time.sleep(0.3)
         assert wait_for(lambda: sum(batches) == 2002)
         assert batches[4:] == [2]

@@ -118,8 +118,10 @@ def test_orders_and_their_events_are_stored_together(database_urls):
     with engine.connect() as connection:
         rows = connection.execute(select(orders).where(orders.c.id.in_(ids)))
         stored = {row.id: row._asdict() for row in rows}
-        bodies = connection.execute(select(event_tables.outbox.c.body)).scalars().all()
-    events = [e for e in map(parse_event, map(str.encode, bodies)) if e.request_id in made]
+        outbox = event_tables.outbox
+        rows = connection.execute(select(outbox.c.body, outbox.c.type)).all()
+    events = [parse_event(row.body.encode(), row.type) for row in rows]
+    events = [event for event in events if event.request_id in made]
     # What each request was answered is what is stored (values bound by the columns' types).
     assert stored == {order["id"]: order for order in made.values()}
     assert {e.request_id: e.data["id"] for e in events} == {r: o["id"] for r, o in made.items()}

@@ -64,7 +64,7 @@ def outbox_of(engine, tables):
     """The events waiting in a service's outbox, parsed and checked against their schemas."""
     with engine.connect() as connection:
         rows = connection.execute(select(tables.outbox).order_by(tables.outbox.c.id)).all()
-    return [parse_event(row.body.encode()) for row in rows]
+    return [parse_event(row.body.encode(), row.type) for row in rows]
 
 
 def order_service(engines, cache, catalog):

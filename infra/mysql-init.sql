@@ -1,3 +1,0 @@
--- One database per service.
-CREATE DATABASE IF NOT EXISTS products CHARACTER SET utf8mb4;
-CREATE DATABASE IF NOT EXISTS orders CHARACTER SET utf8mb4;
