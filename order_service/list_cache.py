@@ -6,11 +6,13 @@ every older page unreachable at once, in every process."""
 
 import datetime
 import decimal
+import logging
 import secrets
 from collections.abc import Iterable
 from typing import Any
 
 Page = dict[str, Any]
+_log = logging.getLogger(__name__)
 
 
 class OrderListCache:
@@ -26,7 +28,11 @@ class OrderListCache:
         if version is None:
             return None, None
         slot = f"orders:{product_id}:{version}:{limit}:{before}"
-        return _page_from_cache(self._cache.get(slot)), slot
+        cached = self._cache.get(slot)
+        page = _page_from_cache(cached)
+        if page is None and cached is not None:
+            _log.warning("a cached page of orders that is not one was ignored")
+        return page, slot
 
     def store(self, product_id: int, slot: str | None, page: Page) -> None:
         if slot is None:  # no version yet: start one; the next read caches its page

@@ -60,7 +60,7 @@ def test_a_pickled_cache_entry_is_a_miss_and_never_runs(service_env, tmp_path):
     assert not marker.exists()
 
 
-def test_a_cache_entry_of_the_wrong_shape_is_a_miss(service_env):
+def test_a_cache_entry_of_the_wrong_shape_is_a_miss(service_env, caplog):
     stack = build_stack(service_env)
     products, orders = stack.product.test_client(), stack.order.test_client()
     product = new_product(products, price=1500, qty=50)
@@ -77,3 +77,15 @@ def test_a_cache_entry_of_the_wrong_shape_is_a_miss(service_env):
     order_cache.set(f"product-snapshot:{product['id']}", {"price": -1, "qty": 10**6}, 60)
     order = orders.post("/orders", json={"productId": product["id"], "qty": 2})
     assert order.status_code == 201 and order.get_json()["totalPrice"] == 3000
+    # A cached page of orders: read twice (the first read starts a list version, the second
+    # caches its page), then replaced by one with an order nobody made.
+    listing = f"/orders/product/{product['id']}"
+    assert orders.get(listing).status_code == orders.get(listing).status_code == 200
+    version = order_cache.get(f"orders-version:{product['id']}")
+    slot = f"orders:{product['id']}:{version}:20:None"
+    assert order_cache.get(slot) is not None  # the slot the service reads
+    forged = {"items": [{"id": 999, "totalPrice": "0"}], "nextBefore": None}
+    order_cache.set(slot, forged, 60)
+    listed = orders.get(listing).get_json()["items"]
+    assert [item["id"] for item in listed] == [order.get_json()["id"]]
+    assert "a cached page of orders that is not one was ignored" in caplog.text
