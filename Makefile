@@ -10,7 +10,7 @@ PRODUCT_PORT ?= 3000
 ORDER_PORT ?= 4000
 export PRODUCT_PORT ORDER_PORT
 
-.PHONY: run test migrate generate lint format clean bench bench-relay contract browser locust locust-stack lock
+.PHONY: run test migrate generate lint format clean bench bench-relay contract browser locust locust-stack lock token
 
 # Every package at the version, and with the hashes, of the lock files (make lock refreshes them).
 LOCK := requirements.lock
@@ -39,7 +39,14 @@ migrate: $(INSTALLED)
 run: migrate
 	@echo "product-service  http://127.0.0.1:$(PRODUCT_PORT)  (Swagger UI: http://127.0.0.1:$(PRODUCT_PORT)/ui)"
 	@echo "order-service    http://127.0.0.1:$(ORDER_PORT)  (Swagger UI: http://127.0.0.1:$(ORDER_PORT)/ui)"
+	@echo "a token with every scope, for 24 h (make token prints another):"
+	@$(BIN)/python -m service_kit.http.dev_tokens
 	$(BIN)/honcho start --procfile Procfile --no-colour
+
+# A bearer token for the running configuration, alone on the last line: every scope, or SCOPES.
+SCOPES ?=
+token: $(INSTALLED)
+	@$(BIN)/python -m service_kit.http.dev_tokens --scopes "$(SCOPES)"
 
 test: $(INSTALLED) browser
 	$(BIN)/ruff check .
@@ -86,7 +93,8 @@ SCENARIO ?= seed-1000
 LOCUST_TIME ?= 60s
 locust: $(INSTALLED)
 	mkdir -p perf/reports
-	SCENARIO=$(SCENARIO) $(BIN)/locust -f perf/locustfile.py --headless --only-summary \
+	SCENARIO=$(SCENARIO) TOKEN=$${TOKEN:-$$($(BIN)/python -m service_kit.http.dev_tokens 2>/dev/null)} \
+		$(BIN)/locust -f perf/locustfile.py --headless --only-summary \
 		--users 10 --spawn-rate 10 --run-time $(LOCUST_TIME) \
 		--csv perf/reports/locust-$(SCENARIO) --html perf/reports/locust-$(SCENARIO).html
 

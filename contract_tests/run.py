@@ -62,15 +62,19 @@ def service_environment(folder: Path) -> Iterator[tuple[str, dict[str, str]]]:
     yield "embedded defaults", throwaway.embedded_env(folder, throwaway.sqlite_databases(folder))
 
 
-def seed_data(product_url: str) -> None:
+def seed_data(product_url: str, authorization: dict[str, str]) -> None:
     # The specs' examples order product 1: make it exist, with stock enough for every case.
     response = httpx.post(
-        f"{product_url}/products", json={"name": "Contract seed", "price": 1500, "qty": 10**9}
+        f"{product_url}/products",
+        json={"name": "Contract seed", "price": 1500, "qty": 10**9},
+        headers=authorization,
     )
     response.raise_for_status()
 
 
-def run_schemathesis(name: str, spec: str, base_url: str, examples: int, seed: int) -> SpecResult:
+def run_schemathesis(
+    name: str, spec: str, base_url: str, examples: int, seed: int, authorization: str
+) -> SpecResult:
     report = REPORTS / f"{name}.json"
     # Per-spec settings (e.g. order-service.toml); named so Schemathesis never finds one by itself.
     config = HERE / f"{name}.toml"
@@ -81,6 +85,10 @@ def run_schemathesis(name: str, spec: str, base_url: str, examples: int, seed: i
         str(ROOT / spec),
         "--url",
         base_url,
+        # Authenticated: every check runs, ignored_auth among them (each secured operation
+        # without this header, or with a bad one, must not succeed).
+        "--header",
+        f"Authorization: {authorization}",
         "--checks",
         "all",
         "--phases",
@@ -135,10 +143,12 @@ def run_suite(examples: int, seed: int) -> tuple[str, list[SpecResult]]:
         ),
         running_stack(env, Path(folder)) as stack,
     ):
-        seed_data(stack.product_url)
+        authorization = throwaway.bearer(env)
+        seed_data(stack.product_url, authorization)
         urls = {"order-service": stack.order_url, "product-service": stack.product_url}
         results = [
-            run_schemathesis(name, spec, urls[name], examples, seed) for name, spec in SPECS.items()
+            run_schemathesis(name, spec, urls[name], examples, seed, authorization["Authorization"])
+            for name, spec in SPECS.items()
         ]
     return where, results
 

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from devstack import throwaway
+from service_kit.http.dev_tokens import write_signing_key
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -61,9 +64,20 @@ class RunningStack:
     order_url: str
     logs: dict[str, Path]
     processes: dict[str, subprocess.Popen]
+    env: dict[str, str]
 
     def log_of(self, service: str) -> str:
         return self.logs[service].read_text()
+
+    def client(
+        self, service: str, *, timeout: float = 10, scopes: list[str] | None = None
+    ) -> httpx.Client:
+        """An HTTP client of one service, sending a token (every scope unless told)."""
+        return httpx.Client(
+            base_url=getattr(self, f"{service}_url"),
+            timeout=timeout,
+            headers=throwaway.bearer(self.env, scopes),
+        )
 
 
 def _commands() -> dict[str, list[str]]:
@@ -87,6 +101,9 @@ def running_stack(
     """Both web services and both workers, as `make run` starts them (tests also check every
     response against the spec; benchmarks do not)."""
     ports = {"product": free_port(), "order": free_port()}
+    if "AUTH_JWKS_FILE" not in service_env:  # the stack's own signing key, not var/'s
+        write_signing_key(log_dir / "jwks.json")
+        service_env = {**service_env, "AUTH_JWKS_FILE": str(log_dir / "jwks.json")}
     env = {
         **os.environ,
         **service_env,
@@ -110,6 +127,6 @@ def running_stack(
         urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
         for service, url in urls.items():
             wait_until_answering(f"{url}/ready", 30, processes[service])
-        yield RunningStack(urls["product"], urls["order"], logs, processes)
+        yield RunningStack(urls["product"], urls["order"], logs, processes, service_env)
     finally:
         stop(*processes.values())

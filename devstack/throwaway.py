@@ -13,6 +13,8 @@ import pika
 import pymysql
 import redis
 
+from service_kit.config import auth_settings
+from service_kit.http.dev_tokens import every_scope, mint, write_signing_key
 from service_kit.storage.migrations import upgrade_to_head
 
 MYSQL_HOST = os.environ.get("TEST_MYSQL_HOST", "127.0.0.1")
@@ -108,9 +110,17 @@ def sqlite_databases(folder: Path) -> dict[str, str]:
 
 
 def embedded_env(folder: Path, database_urls: dict[str, str]) -> dict[str, str]:
+    write_signing_key(folder / "jwks.json")
     return {
+        "AUTH_JWKS_FILE": str(folder / "jwks.json"),
         "PRODUCT_DATABASE_URL": database_urls["product"],
         "ORDER_DATABASE_URL": database_urls["order"],
         "CACHE_DIR": str(folder / "cache"),
         "BROKER_URL": f"sqlite:///{folder}/events.db",
     }
+
+
+def bearer(env: dict[str, str], scopes: list[str] | None = None) -> dict[str, str]:
+    """An Authorization header for the stack `env` configures: every scope unless told."""
+    token = mint(auth_settings(env), every_scope() if scopes is None else scopes)
+    return {"Authorization": f"Bearer {token}"}

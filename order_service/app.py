@@ -25,6 +25,7 @@ def create_app(
         import_name=__name__,
         spec_file="order.yaml",
         handlers=OrderApi(service, infrastructure.readiness_checks()),
+        auth_settings=config.auth,
         fast_operations=FAST_OPERATIONS if fast_path else (),
         validate_responses=config.validate_responses,
     )

@@ -41,6 +41,7 @@ import httpx
 import psutil
 import pymysql
 
+from devstack import throwaway
 from devstack.processes import ROOT, free_port, stop
 from devstack.real_stack import ACCESS_LOG, real_stack
 from perf import chart, cpu_priority, openloop
@@ -335,13 +336,17 @@ def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
     with real_stack() as stack:
         services, databases = stack.services, stack.databases
         stock = 10**9
+        authorization = throwaway.bearer(services.env)  # every order carries a token
         product = httpx.post(
-            f"{services.product_url}/products", json={"name": "Bench", "price": 1500, "qty": stock}
+            f"{services.product_url}/products",
+            json={"name": "Bench", "price": 1500, "qty": stock},
+            headers=authorization,
         ).json()
         orders_url = f"{services.order_url}/orders"
         order_request = {
             "method": "POST",
             "body": json.dumps({"productId": product["id"], "qty": 1}).encode(),
+            "headers": authorization,
         }
         created = 0
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from devstack import throwaway
 from devstack.processes import ROOT
 from devstack.real_stack import real_stack
 
@@ -30,6 +31,7 @@ def main() -> None:
             "SCENARIO": args.scenario,
             "PRODUCT_URL": stack.services.product_url,
             "ORDER_URL": stack.services.order_url,
+            "TOKEN": throwaway.bearer(stack.services.env)["Authorization"].removeprefix("Bearer "),
         }
         command = [
             str(Path(sys.executable).parent / "locust"),

@@ -8,7 +8,8 @@
 Each headless run writes Locust's CSV files and HTML report to perf/reports/ (ignored by git).
 (a) and (b) fail (exit code 1) unless failures < 1 % and p95 < 300 ms, the seeds' thresholds.
 Arrival rates come from many users each keeping a constant throughput; the open-loop harness
-`make bench` is the stricter measurement. Set PRODUCT_URL / ORDER_URL for other hosts.
+`make bench` is the stricter measurement. Set PRODUCT_URL / ORDER_URL for other hosts, and
+TOKEN to a bearer token with every scope (`make locust` takes one from `make token`).
 """
 
 import os
@@ -19,6 +20,9 @@ from locust import FastHttpUser, HttpUser, LoadTestShape, constant_throughput, e
 PRODUCT_URL = os.environ.get("PRODUCT_URL", "http://127.0.0.1:3000").rstrip("/")
 ORDER_URL = os.environ.get("ORDER_URL", "http://127.0.0.1:4000").rstrip("/")
 SCENARIO = os.environ.get("SCENARIO", "mixed")
+AUTHORIZATION = (
+    {"Authorization": f"Bearer {os.environ['TOKEN']}"} if os.environ.get("TOKEN") else {}
+)
 PER_USER_RPS = 5  # each user sends at most this many requests per second
 RATES = {"seed-1000": 1000, "seed-2000": 2000, "reads": 1000}
 RAMP_S, HOLD_S = 30, 30
@@ -31,7 +35,9 @@ def create_stock(environment, **_kwargs) -> None:
     import httpx
 
     response = httpx.post(
-        f"{PRODUCT_URL}/products", json={"name": "Locust stock", "price": 10, "qty": 10**9}
+        f"{PRODUCT_URL}/products",
+        json={"name": "Locust stock", "price": 10, "qty": 10**9},
+        headers=AUTHORIZATION,
     )
     response.raise_for_status()
     _product.update(response.json())
@@ -61,7 +67,10 @@ class OrderPlacer(FastHttpUser):
     @task
     def place_order(self) -> None:
         self.client.post(
-            "/orders", json={"productId": _product["id"], "qty": 1}, name="POST /orders"
+            "/orders",
+            json={"productId": _product["id"], "qty": 1},
+            name="POST /orders",
+            headers=AUTHORIZATION,
         )
 
 
@@ -90,13 +99,19 @@ class Shopper(HttpUser):
             "/products",
             json={"name": f"Item {random.randrange(10**6)}", "price": 19.99, "qty": 100},
             name="POST /products",
+            headers=AUTHORIZATION,
         ).json()
         self.client.get(f"/products/{created['id']}", name="GET /products/{id}")
         self.client.post(
-            f"{ORDER_URL}/orders", json={"productId": created["id"], "qty": 2}, name="POST /orders"
+            f"{ORDER_URL}/orders",
+            json={"productId": created["id"], "qty": 2},
+            name="POST /orders",
+            headers=AUTHORIZATION,
         )
         self.client.get(
-            f"{ORDER_URL}/orders/product/{created['id']}", name="GET /orders/product/{id}"
+            f"{ORDER_URL}/orders/product/{created['id']}",
+            name="GET /orders/product/{id}",
+            headers=AUTHORIZATION,
         )
         self.client.get(
             f"/products/{created['id']}/with-orders", name="GET /products/{id}/with-orders"

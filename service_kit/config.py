@@ -1,6 +1,7 @@
 """Reading configuration from the environment, failing fast with a message that names the
 variable, what was wrong and what is accepted."""
 
+import os
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -113,6 +114,31 @@ class ConnectionLimits:
     body_timeout_s: int = 30  # <S>_BODY_TIMEOUT_S: from the end of its headers
 
 
+DEV_JWKS_FILE = "var/auth/jwks.json"
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """How both services verify bearer tokens (service_kit/http/auth.py)."""
+
+    jwks_file: str  # AUTH_JWKS_FILE: the keys, by kid; default a dev key made on first start
+    issuer: str  # AUTH_ISSUER
+    audience: str  # AUTH_AUDIENCE
+    leeway_s: int  # AUTH_LEEWAY_S: clock skew allowed on exp and nbf
+
+
+def auth_settings(env: Mapping[str, str]) -> AuthSettings:
+    jwks_file = env.get("AUTH_JWKS_FILE")
+    if jwks_file and not os.path.isfile(jwks_file):
+        raise ConfigError(f"AUTH_JWKS_FILE={jwks_file!r} is not a file")
+    return AuthSettings(
+        jwks_file=jwks_file or DEV_JWKS_FILE,
+        issuer=env.get("AUTH_ISSUER") or "order-product-dev",
+        audience=env.get("AUTH_AUDIENCE") or "order-product",
+        leeway_s=env_int(env, "AUTH_LEEWAY_S", 30, minimum=0, maximum=600),
+    )
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """What one service reads from the environment; `<S>` is its prefix (PRODUCT, ORDER) and
@@ -130,6 +156,7 @@ class ServiceConfig:
     validate_responses: bool  # <S>_VALIDATE_RESPONSES=1: check every response against the spec
     access_log: bool  # <S>_ACCESS_LOG=0: no line per request (a share of a web worker's CPU)
     connection_limits: ConnectionLimits
+    auth: AuthSettings
     redis_url: str | None  # <S>_REDIS_URL or REDIS_URL; unset: a file-system cache in cache_dir
     cache_dir: str  # $CACHE_DIR/<service>, CACHE_DIR defaulting to var/cache
     cache_ttl_s: int  # <S>_CACHE_TTL_S
@@ -174,6 +201,7 @@ def load_service_config(
         == 1,
         access_log=env_int(env, f"{prefix}_ACCESS_LOG", 1, minimum=0, maximum=1) == 1,
         connection_limits=_connection_limits(env, prefix),
+        auth=auth_settings(env),
         redis_url=env_redis_url(env, _own_or_shared(env, f"{prefix}_REDIS_URL", "REDIS_URL")),
         cache_dir=f"{env.get('CACHE_DIR') or 'var/cache'}/{service.lower()}",
         cache_ttl_s=env_int(env, f"{prefix}_CACHE_TTL_S", 60, minimum=1, maximum=86_400),

@@ -18,6 +18,18 @@ class Unprocessable(ServiceError):
     """The request is well-formed but refers to something that does not exist."""
 
 
+class Unauthenticated(ServiceError):
+    """The request does not say who sent it, or not in a way this service can verify."""
+
+    def __init__(self, detail: str, *, token_given: bool = True) -> None:
+        super().__init__(detail)
+        self.token_given = token_given
+
+
+class Forbidden(ServiceError):
+    """The caller is known but not allowed this operation."""
+
+
 class DependencyUnavailable(ServiceError):
     """A service or server this one needs did not answer in time; retrying later may work."""
 

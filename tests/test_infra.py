@@ -227,3 +227,13 @@ def test_the_event_contract_names_a_publisher_for_every_event_type():
     published = [key for keys in events.publishers().values() for key in keys]
     types = events.schemas()["$defs"]["Envelope"]["properties"]["type"]["enum"]
     assert sorted(published) == sorted(types)  # each type, by one service only
+
+
+def test_the_web_services_verify_tokens_with_the_generated_key():
+    for name in ("product-service", "order-service"):
+        service = SERVICES[name]
+        assert service["secrets"] == ["jwks"]
+        assert service["environment"]["AUTH_JWKS_FILE"] == "/run/secrets/jwks"
+    assert COMPOSE["secrets"]["jwks"] == {"file": "./jwks.json"}
+    assert 'with_name("jwks.json")' in (ROOT / "infra/generate_env.py").read_text()
+    assert "infra/jwks.json" in (ROOT / ".gitignore").read_text().split()

@@ -9,11 +9,14 @@ from typing import Any
 import connexion
 import flask
 import werkzeug.routing
+import yaml
 from connexion.resolver import Resolver
 from flask.json.provider import DefaultJSONProvider
 
 from service_kit import exact_json
-from service_kit.http import edge
+from service_kit.config import AuthSettings
+from service_kit.http import auth, edge
+from service_kit.http.dev_tokens import ensure_dev_keys
 from service_kit.http.fast_path import FastPath, fast_routes
 from service_kit.http.request_validation import (
     ExactRequestBodyValidator,
@@ -29,21 +32,31 @@ def create_service_app(
     import_name: str,
     spec_file: str,
     handlers: object,
+    auth_settings: AuthSettings,
     fast_operations: Sequence[str] = (),
     validate_responses: bool = False,
 ) -> connexion.FlaskApp:
-    """The service's Connexion app. `handlers` has one method per operationId of the spec;
+    """The service's Connexion app. `handlers` has one method per operationId of the spec,
+    called only for callers its security requirement admits (service_kit/http/auth.py);
     `fast_operations` are also served by the fast path (service_kit/http/fast_path.py), and
     the start fails if one of them does not suit it."""
     app = connexion.FlaskApp(import_name, specification_dir=str(SPEC_DIR))
     flask_app = app.app
+    ensure_dev_keys(auth_settings)
+    verifier = auth.TokenVerifier(auth_settings)
+    flask_app.extensions[auth.EXTENSION] = verifier
+    scopes = _scopes_by_operation(yaml.safe_load((SPEC_DIR / spec_file).read_text()))
     flask_app.url_map.converters["int"] = _AnyPathSegment
     flask_app.json = ExactJSONProvider(flask_app)
     flask_app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     edge.install_problem_handlers(app)
     api = app.add_api(
         spec_file,
-        resolver=Resolver(function_resolver=lambda operation_id: getattr(handlers, operation_id)),
+        resolver=Resolver(
+            function_resolver=lambda operation_id: auth.guarded(
+                getattr(handlers, operation_id), scopes[operation_id]
+            )
+        ),
         strict_validation=True,
         validate_responses=validate_responses,
         validator_map={
@@ -55,9 +68,19 @@ def create_service_app(
     _repair_swagger_ui_home(flask_app, api)
     pipeline = flask_app.wsgi_app
     if fast_operations:
-        pipeline = FastPath(pipeline, fast_routes(api, fast_operations), MAX_BODY_BYTES)
+        routes = fast_routes(api, fast_operations)
+        pipeline = FastPath(pipeline, routes, MAX_BODY_BYTES, verifier)
     flask_app.wsgi_app = edge.Edge(pipeline)
     return app
+
+
+def _scopes_by_operation(spec: dict[str, Any]) -> dict[str, frozenset[str] | None]:
+    return {
+        operation["operationId"]: auth.required_scopes(operation, spec)
+        for methods in spec["paths"].values()
+        for operation in methods.values()
+        if isinstance(operation, dict) and "operationId" in operation
+    }
 
 
 def _repair_swagger_ui_home(flask_app: flask.Flask, api: Any) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from service_kit import errors, exact_json, request_id
+from service_kit.http import outgoing
 from service_kit.http.answers import Answer, answer_parts
 
 JSON = "application/json"
@@ -42,6 +43,7 @@ class Edge:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         rid = request_id.accept_or_generate(environ.get("HTTP_X_REQUEST_ID"))
         request_id.bind(rid)
+        outgoing.forward_credentials(environ.get("HTTP_AUTHORIZATION"))
 
         def start_with_request_id(status: str, headers: list, exc_info: Any = None) -> Any:
             return start_response(status, _final_headers(status, headers, rid), exc_info)
@@ -87,12 +89,15 @@ def response_validator(operation: AbstractOperation) -> Any | None:
 
 # Use-case errors and the status each one is answered with.
 _STATUS_OF = {
+    errors.Unauthenticated: (401, "Unauthorized"),
+    errors.Forbidden: (403, "Forbidden"),
     errors.NotFound: (404, "Not Found"),
     errors.Conflict: (409, "Conflict"),
     errors.Unprocessable: (422, "Unprocessable Content"),
     errors.DependencyUnavailable: (503, "Service Unavailable"),
 }
 _DATABASE_RETRY_AFTER_S = 5
+_CHALLENGE = 'Bearer realm="order-product"'  # RFC 6750
 
 
 def problem_response(
@@ -129,6 +134,8 @@ def _from_werkzeug(exc: werkzeug.exceptions.HTTPException) -> flask.Response:
     # Keep meaningful headers (Allow on 405, Retry-After on 503), never the HTML content type.
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
     status = exc.code or 500
+    if status == 401:  # Connexion's, for a request without a token
+        headers.setdefault("WWW-Authenticate", _CHALLENGE)
     if status >= 500:
         _log.error("HTTP %s: %s", status, exc.description)
     return problem_response(status, exc.name, exc.description or exc.name, headers=headers)
@@ -140,6 +147,12 @@ def _from_service_error(exc: errors.ServiceError) -> flask.Response:
     if isinstance(exc, errors.DependencyUnavailable):
         headers["Retry-After"] = str(exc.retry_after_s)
         _log.warning("dependency unavailable: %s", exc)
+    elif isinstance(exc, errors.Unauthenticated):
+        invalid = ', error="invalid_token"' if exc.token_given else ""
+        headers["WWW-Authenticate"] = _CHALLENGE + invalid
+    elif isinstance(exc, errors.Forbidden):
+        headers["WWW-Authenticate"] = f'{_CHALLENGE}, error="insufficient_scope"'
+
     return problem_response(status, title, str(exc), headers=headers)
 
 

@@ -35,7 +35,8 @@ from connexion.operations import AbstractOperation, make_operation
 from werkzeug.exceptions import ClientDisconnected
 
 from service_kit import exact_json
-from service_kit.http import edge
+from service_kit.errors import ServiceError
+from service_kit.http import auth, edge
 from service_kit.http.request_validation import compile_body_schema, schema_keywords
 
 StartResponse = Callable[..., Any]
@@ -55,6 +56,7 @@ class FastRoute:
     accepts_body: Callable[[Any], Any] | None  # raises fastjsonschema.JsonSchemaException
     accepts_path: dict[str, Callable[[Any], Any]]  # path parameter → its compiled schema
     response_validator: Any | None
+    scopes: frozenset[str] | None  # what the operation's security asks for; None: public
 
 
 def fast_routes(api: AbstractAPI, operation_ids: Sequence[str]) -> list[FastRoute]:
@@ -91,6 +93,9 @@ def fast_routes(api: AbstractAPI, operation_ids: Sequence[str]) -> list[FastRout
                 accepts_body=accepts_body,
                 accepts_path=accepts_path,
                 response_validator=edge.response_validator(operation),
+                scopes=auth.required_scopes(
+                    api.specification["paths"][path][method], api.specification
+                ),
             )
         )
     return routes
@@ -147,8 +152,15 @@ def _path_pattern(path: str) -> re.Pattern[str]:
 class FastPath:
     """The WSGI middleware: serves the fast routes' well-formed requests, passes on the rest."""
 
-    def __init__(self, pipeline: edge.WsgiApp, routes: Sequence[FastRoute], max_body: int) -> None:
+    def __init__(
+        self,
+        pipeline: edge.WsgiApp,
+        routes: Sequence[FastRoute],
+        max_body: int,
+        verifier: auth.TokenVerifier,
+    ) -> None:
         self._pipeline = pipeline
+        self._verifier = verifier
         self._fixed = {(r.method, r.path): r for r in routes if "{" not in r.path}
         self._templated = [(r.method, _path_pattern(r.path), r) for r in routes if "{" in r.path]
         self._max_body = max_body
@@ -162,6 +174,13 @@ class FastPath:
             route, arguments = self._match_template(method, path)
             if route is None:
                 return self._pipeline(environ, start_response)
+        try:
+            if route.scopes is not None:  # as the spec's security says, before anything else
+                caller = self._verifier.caller(environ.get("HTTP_AUTHORIZATION"))
+                auth.authorize(caller, route.scopes)
+                arguments["caller"] = caller
+        except ServiceError as exc:
+            return edge.handle_exception(exc)(environ, start_response)
         try:
             for name, accepts in route.accepts_path.items():
                 accepts(arguments[name])

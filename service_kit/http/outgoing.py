@@ -1,6 +1,8 @@
-"""Settings for the generated inter-service clients: bounded timeouts and the current request's
-X-Request-ID on every outgoing call."""
+"""Settings for the generated inter-service clients: bounded timeouts, and the current request's
+X-Request-ID and credentials on every outgoing call (the caller's own token: the other service
+then checks what this caller may do there)."""
 
+import contextvars
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,10 +14,23 @@ from service_kit.errors import DependencyUnavailable
 ResponseT = TypeVar("ResponseT")
 
 
-def _send_request_id(request: httpx.Request) -> None:
+_credentials: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "credentials", default=None
+)
+
+
+def forward_credentials(authorization: str | None) -> None:
+    """The current request's Authorization header, sent on with its calls to the other service."""
+    _credentials.set(authorization)
+
+
+def _send_request_context(request: httpx.Request) -> None:
     current = request_id.current()
     if current:
         request.headers[request_id.HEADER] = current
+    credentials = _credentials.get()
+    if credentials:
+        request.headers["Authorization"] = credentials
 
 
 def client_settings(
@@ -23,7 +38,7 @@ def client_settings(
 ) -> dict[str, Any]:
     """Keyword arguments for a generated `Client(...)`."""
     httpx_args: dict[str, Any] = {
-        "event_hooks": {"request": [_send_request_id]},
+        "event_hooks": {"request": [_send_request_context]},
         # Idle connections expire soon: a peer shutting down gracefully waits for them.
         "limits": httpx.Limits(
             max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0

@@ -7,7 +7,6 @@ import time
 import uuid
 from collections.abc import Iterator
 
-import httpx
 import pika
 import pika.exceptions
 import pymysql
@@ -37,8 +36,8 @@ def users() -> Iterator[dict[str, str]]:
 def test_the_seed_flow_runs_with_each_service_limited_to_its_own(users, tmp_path):
     with (
         running_stack(users, tmp_path) as stack,
-        httpx.Client(base_url=stack.product_url, timeout=10) as products,
-        httpx.Client(base_url=stack.order_url, timeout=10) as orders,
+        stack.client("product") as products,
+        stack.client("order") as orders,
     ):
         product = products.post("/products", json={"name": "Pen", "price": 2.5, "qty": 5}).json()
         assert products.get(f"/products/{product['id']}").status_code == 200  # cached, then read

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devstack.processes import ROOT, running_stack
-from devstack.throwaway import embedded_env, sqlite_databases
+from devstack.throwaway import bearer, embedded_env, sqlite_databases
 
 
 @pytest.fixture
@@ -35,6 +35,7 @@ def test_scenario_runs_and_reports(stack, tmp_path, scenario, options):
         "SCENARIO": scenario,
         "PRODUCT_URL": stack.product_url,
         "ORDER_URL": stack.order_url,
+        "TOKEN": bearer(stack.env)["Authorization"].removeprefix("Bearer "),
         "LOCUST_SHAPE_SCALE": "0.05",
     }
     report = tmp_path / scenario

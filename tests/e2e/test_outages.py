@@ -4,7 +4,6 @@ restores while the services (both web processes and both workers) keep running."
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import pytest
 
 from devstack.processes import running_stack
@@ -48,8 +47,8 @@ def stack(service_env, proxies, tmp_path):
 
 
 def test_orders_survive_a_broker_outage_and_every_event_arrives_once(stack, proxies):
-    products = httpx.Client(base_url=stack.product_url, timeout=10)
-    orders = httpx.Client(base_url=stack.order_url, timeout=10)
+    products = stack.client("product")
+    orders = stack.client("order")
     product = products.post("/products", json={"name": "Outage", "price": 2, "qty": 1000}).json()
     placed = []
     for i in range(90):
@@ -78,7 +77,7 @@ def test_orders_survive_a_broker_outage_and_every_event_arrives_once(stack, prox
 
 
 def test_reads_survive_a_cache_outage(stack, proxies):
-    products = httpx.Client(base_url=stack.product_url, timeout=10)
+    products = stack.client("product")
     product = products.post("/products", json={"name": "Cached", "price": 2, "qty": 5}).json()
     location = f"/products/{product['id']}"
     assert products.get(location).status_code == 200
@@ -97,8 +96,8 @@ def test_reads_survive_a_cache_outage(stack, proxies):
 
 
 def test_orders_answer_503_while_their_database_is_away_then_recover(stack, proxies):
-    products = httpx.Client(base_url=stack.product_url, timeout=10)
-    orders = httpx.Client(base_url=stack.order_url, timeout=20)
+    products = stack.client("product")
+    orders = stack.client("order", timeout=20)
     product = products.post("/products", json={"name": "DbOutage", "price": 2, "qty": 100}).json()
     order = {"productId": product["id"], "qty": 1}
     assert orders.post("/orders", json=order).status_code == 201

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from devstack.processes import running_stack
+from devstack.throwaway import bearer
 from service_kit.process.worker import autogroup, session_nice
 
 PROBLEM = "application/problem+json"
@@ -27,13 +28,13 @@ def stack(service_env, tmp_path):
 
 @pytest.fixture
 def products(stack):
-    with httpx.Client(base_url=stack.product_url, timeout=10) as client:
+    with stack.client("product") as client:
         yield client
 
 
 @pytest.fixture
 def orders(stack):
-    with httpx.Client(base_url=stack.order_url, timeout=10) as client:
+    with stack.client("order") as client:
         yield client
 
 
@@ -139,7 +140,7 @@ def test_concurrent_orders_never_oversell(stack, products, orders):
     product = products.post("/products", json={"name": "Scarce", "price": 10, "qty": 50}).json()
 
     def order_one(_: int) -> int:
-        with httpx.Client(base_url=stack.order_url, timeout=30) as client:
+        with stack.client("order", timeout=30) as client:
             return client.post("/orders", json={"productId": product["id"], "qty": 1}).status_code
 
     with ThreadPoolExecutor(max_workers=40) as pool:
@@ -198,7 +199,10 @@ def test_unusual_request_headers_over_real_sockets(stack):
             connection.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
             return connection.recv(64).split(b"\r\n", 1)[0]
 
-    json_post = b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    json_post = (
+        b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + b"Authorization: %s\r\n" % bearer(stack.env)["Authorization"].encode()
+    )
     # Plain headers are served (422: no such product); a folded line is refused.
     assert status_of(json_post + b"X-Note: a\r\n") == b"HTTP/1.1 422 UNPROCESSABLE ENTITY"
     assert status_of(json_post + b"X-Note: a\r\n  b\r\n") == b"HTTP/1.1 400 Bad Request"
@@ -290,8 +294,10 @@ def test_a_body_shorter_than_its_length_is_a_400_problem(stack, service, path):
     url = getattr(stack, f"{service}_url")
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as connection:
+        authorization = bearer(stack.env)["Authorization"]
         connection.sendall(
             f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+            + f"Authorization: {authorization}\r\n".encode()
             + b'Content-Length: 40\r\n\r\n{"productId": 1,'
         )
         connection.shutdown(socket.SHUT_WR)

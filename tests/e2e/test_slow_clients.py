@@ -3,11 +3,13 @@ their deadlines, and however many there are, a normal request is still served pr
 
 import contextlib
 import json
+import re
 import signal
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import psutil
@@ -15,6 +17,7 @@ import pytest
 
 from devstack import throwaway
 from devstack.processes import RunningStack, running_stack
+from devstack.throwaway import bearer
 from perf import openloop
 
 CONNECTIONS = 20  # per web worker
@@ -30,7 +33,15 @@ LIMITS = {
         ("BODY_TIMEOUT_S", BODY_S),
     )
 }
-JSON_POST = b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
+def json_post(stack: RunningStack, path: str = "/orders") -> bytes:
+    """The head of an authorized JSON POST, up to its Content-Length."""
+    authorization = bearer(stack.env)["Authorization"]
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: {authorization}\r\n"
+    ).encode()
 
 
 @pytest.fixture
@@ -52,6 +63,17 @@ def read_until_closed(connection: socket.socket) -> tuple[bytes, float]:
     while chunk := connection.recv(65536):
         answer += chunk
     return answer, time.monotonic()
+
+
+def read_response(reader: Any) -> bytes:
+    """One whole response (head and Content-Length body) from a socket's file."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = reader.readline()
+        assert line, "the connection closed before the response"
+        head += line
+    length = re.search(rb"(?i)content-length: (\d+)", head)
+    return head + reader.read(int(length[1]) if length else 0)
 
 
 class Trickle:
@@ -84,7 +106,7 @@ def test_a_normal_request_is_served_among_many_more_idle_and_trickling_clients(s
         connection.sendall(b"GET /health HTTP/1.1\r\nX-Slow: ")
     bodies = [connect(stack) for _ in range(CONNECTIONS)]
     for connection in bodies:
-        connection.sendall(JSON_POST + b"Content-Length: 100000\r\n\r\n{")
+        connection.sendall(json_post(stack) + b"Content-Length: 100000\r\n\r\n{")
     with Trickle(heads, b"a"), Trickle(bodies, b" "):
         time.sleep(0.5)
         for _ in range(5):
@@ -116,7 +138,7 @@ def test_a_trickling_head_is_cut_at_its_deadline(stack):
 def test_a_trickling_body_is_a_400_problem_at_its_deadline(stack, service, path, body):
     # POST /orders takes the fast path, POST /products Connexion's pipeline: the same answer.
     with connect(stack, service) as connection:
-        connection.sendall(JSON_POST.replace(b"/orders", path.encode()))
+        connection.sendall(json_post(stack, path))
         connection.sendall(b"Content-Length: 1000\r\n\r\n" + body)
         started = time.monotonic()
         with Trickle([connection], b" "):
@@ -131,11 +153,12 @@ def test_a_trickling_body_is_a_400_problem_at_its_deadline(stack, service, path,
 def test_an_idle_keep_alive_connection_is_closed_after_its_timeout(stack):
     request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
     with connect(stack) as connection:
+        reader = connection.makefile("rb")
         connection.sendall(request)
-        assert connection.recv(4096).startswith(b"HTTP/1.1 200 ")
+        assert read_response(reader).startswith(b"HTTP/1.1 200 ")
         time.sleep(IDLE_S - 1)  # within the timeout: still open for the next request
         connection.sendall(request)
-        assert connection.recv(4096).startswith(b"HTTP/1.1 200 ")
+        assert read_response(reader).startswith(b"HTTP/1.1 200 ")
         started = time.monotonic()
         answer, closed = read_until_closed(connection)
     assert answer == b""

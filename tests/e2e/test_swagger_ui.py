@@ -1,6 +1,7 @@
 """Swagger UI in a real browser: headless Debian Chromium (driven by Playwright) opens /ui of
-both services, creates a product and then an order with "Try it out", checks the 201s shown on
-the page, and saves screenshots in screenshots/ (ignored by git)."""
+both services, is refused (401) until it authorizes with a token as `make token` prints it,
+then creates a product and an order with "Try it out", checks the 201s shown on the page, and
+saves screenshots in screenshots/ (ignored by git)."""
 
 import json
 import os
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devstack.processes import ROOT, running_stack
-from devstack.throwaway import embedded_env, sqlite_databases
+from devstack.throwaway import bearer, embedded_env, sqlite_databases
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "screenshots"
@@ -49,11 +50,24 @@ def stack(tmp_path):
         yield running
 
 
+def authorize(page, token: str) -> None:
+    """Swagger UI's "Authorize": the bearer token pasted, then the dialog closed."""
+    page.locator(".auth-wrapper .authorize").click()
+    dialog = page.locator(".dialog-ux")
+    dialog.locator("input").first.fill(token)
+    dialog.get_by_role("button", name="Authorize", exact=True).click()
+    dialog.get_by_role("button", name="Close").click()
+
+
 def try_it_out(page, operation_block: str, body: dict, screenshot: Path) -> dict:
-    """Expand an operation, fill its request body, execute; the response shown on the page."""
+    """Expand an operation (if it is not), fill its request body, execute; the response shown
+    on the page."""
     block = page.locator(operation_block)
-    block.locator(".opblock-summary").first.click()
-    block.get_by_role("button", name="Try it out").click()
+    if block.locator("textarea.body-param__text").count():
+        block.get_by_role("button", name="Clear").click()  # the previous response
+    else:
+        block.locator(".opblock-summary").first.click()
+        block.get_by_role("button", name="Try it out").click()
     block.locator("textarea.body-param__text").fill(json.dumps(body))
     block.get_by_role("button", name="Execute").click()
     live = block.locator(".live-responses-table .response").first
@@ -68,8 +82,15 @@ def test_try_it_out_creates_a_product_then_an_order(stack, browser):
     SHOTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 1600})
 
+    token = bearer(stack.env)["Authorization"].removeprefix("Bearer ")
     page.goto(f"{stack.product_url}/ui/")
     page.locator("#operations-products-create_product").wait_for(timeout=15_000)
+    product = {"name": "From the browser", "price": 12.5, "qty": 7}
+    refused = try_it_out(
+        page, "#operations-products-create_product", product, SHOTS / "product-service-401.png"
+    )
+    assert refused["status"] == "401" and refused["body"]["title"] == "Unauthorized"
+    authorize(page, token)
     created = try_it_out(
         page,
         "#operations-products-create_product",
@@ -81,6 +102,7 @@ def test_try_it_out_creates_a_product_then_an_order(stack, browser):
 
     page.goto(f"{stack.order_url}/ui/")
     page.locator("#operations-orders-create_order").wait_for(timeout=15_000)
+    authorize(page, token)
     ordered = try_it_out(
         page,
         "#operations-orders-create_order",

@@ -7,7 +7,9 @@ from typing import Any
 
 import flask
 import httpx
+from flask.testing import FlaskClient
 
+from devstack.throwaway import bearer
 from order_service.app import create_app as create_order_app
 from order_service.config import load_config as load_order_config
 from order_service.product_gateway import HttpProductCatalog
@@ -50,7 +52,22 @@ def build_stack(
     )
     apps["product"] = create_product_app(product_config, orders=orders, fast_path=fast_path).app
     apps["order"] = create_order_app(order_config, product_source=catalog, fast_path=fast_path).app
+    authorization = bearer(env)["Authorization"]
+    for app in apps.values():
+        app.test_client_class = _authorized_client(authorization)
     return Stack(product=apps["product"], order=apps["order"])
+
+
+def _authorized_client(authorization: str) -> type[FlaskClient]:
+    """Test clients that send a token with every scope, as a user of the API would (a test
+    that needs another sends its own Authorization header, "" for none)."""
+
+    class AuthorizedClient(FlaskClient):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.environ_base["HTTP_AUTHORIZATION"] = authorization
+
+    return AuthorizedClient
 
 
 def new_product(client: Any, **overrides: Any) -> dict[str, Any]:

@@ -52,6 +52,16 @@ def _parse_response(
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
@@ -82,7 +92,7 @@ def _build_response(
 def sync_detailed(
     id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     limit: int | Unset = 20,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Problem | ProductWithOrders]:
@@ -121,7 +131,7 @@ def sync_detailed(
 def sync(
     id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     limit: int | Unset = 20,
     x_request_id: str | Unset = UNSET,
 ) -> Problem | ProductWithOrders | None:
@@ -155,7 +165,7 @@ def sync(
 async def asyncio_detailed(
     id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     limit: int | Unset = 20,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Problem | ProductWithOrders]:
@@ -192,7 +202,7 @@ async def asyncio_detailed(
 async def asyncio(
     id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     limit: int | Unset = 20,
     x_request_id: str | Unset = UNSET,
 ) -> Problem | ProductWithOrders | None:

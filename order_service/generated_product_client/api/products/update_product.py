@@ -50,6 +50,16 @@ def _parse_response(
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
@@ -90,7 +100,7 @@ def _build_response(
 def sync_detailed(
     id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: ProductInput,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Problem | Product]:
@@ -125,7 +135,7 @@ def sync_detailed(
 def sync(
     id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: ProductInput,
     x_request_id: str | Unset = UNSET,
 ) -> Problem | Product | None:
@@ -155,7 +165,7 @@ def sync(
 async def asyncio_detailed(
     id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: ProductInput,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Problem | Product]:
@@ -188,7 +198,7 @@ async def asyncio_detailed(
 async def asyncio(
     id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: ProductInput,
     x_request_id: str | Unset = UNSET,
 ) -> Problem | Product | None:

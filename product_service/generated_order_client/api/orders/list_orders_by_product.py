@@ -55,6 +55,16 @@ def _parse_response(
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 503:
         response_503 = Problem.from_dict(response.json())
 
@@ -80,7 +90,7 @@ def _build_response(
 def sync_detailed(
     product_id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     limit: int | Unset = 20,
     before: int | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
@@ -118,7 +128,7 @@ def sync_detailed(
 def sync(
     product_id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     limit: int | Unset = 20,
     before: int | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
@@ -151,7 +161,7 @@ def sync(
 async def asyncio_detailed(
     product_id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     limit: int | Unset = 20,
     before: int | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
@@ -187,7 +197,7 @@ async def asyncio_detailed(
 async def asyncio(
     product_id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     limit: int | Unset = 20,
     before: int | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
