@@ -6,6 +6,8 @@ from typing import Any
 from order_service.service import OrderService
 from service_kit.http import health as health_checks
 from service_kit.http.answers import Answer, created
+from service_kit.http.caller import Caller
+from service_kit.idempotency import IdempotencyKey
 
 # Served by the fast path too (service_kit/http/fast_path.py).
 FAST_OPERATIONS = ("create_order", "get_order")
@@ -18,8 +20,14 @@ class OrderApi:
         self._orders = orders
         self._readiness_checks = readiness_checks
 
-    def create_order(self, body: dict[str, Any]) -> Answer:
-        order = self._orders.place(product_id=body["productId"], qty=body["qty"])
+    def create_order(
+        self, body: dict[str, Any], caller: Caller, idempotency_key: str | None = None
+    ) -> Answer:
+        order = self._orders.place(
+            product_id=body["productId"],
+            qty=body["qty"],
+            idempotency=IdempotencyKey.of(caller.subject, idempotency_key, body),
+        )
         return created(order, f"/orders/{order['id']}")
 
     def get_order(self, id: int) -> Answer:  # noqa: A002 - the contract names the parameter `id`

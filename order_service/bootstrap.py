@@ -23,7 +23,10 @@ def bootstrap(
     )
     lists = OrderListCache(infrastructure.cache, config.cache_ttl_s)
     new_orders = GroupCommittedOrders(
-        infrastructure.engine, lists, linger_s=config.group_commit_linger_s
+        infrastructure.engine,
+        lists,
+        linger_s=config.group_commit_linger_s,
+        idempotency_ttl_s=config.idempotency_ttl_s,
     )
     service = OrderService(
         lambda: OrderUnitOfWork(infrastructure.engine), new_orders, catalog, catalog, lists

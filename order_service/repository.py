@@ -3,7 +3,7 @@ its own, with the statements generated from the same tables. Column names are th
 field names, so a row is already the `Order` of order.yaml."""
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -19,7 +19,8 @@ from sqlalchemy import (
     update,
 )
 
-from service_kit import request_id
+from service_kit import exact_json, request_id
+from service_kit.idempotency import IdempotencyKey, KeyReused
 from service_kit.messaging import outbox
 from service_kit.messaging.events import new_event
 from service_kit.messaging.unit_of_work import EventTables, SqlUnitOfWork
@@ -31,6 +32,12 @@ from service_kit.storage.db import (
     utc_now,
 )
 from service_kit.storage.group_commit import GroupCommit
+from service_kit.storage.idempotency import (
+    BatchKeys,
+    IdempotencyRecords,
+    idempotency_table,
+    row_of,
+)
 from service_kit.storage.rows import DriverInsert
 
 Order = dict[str, Any]
@@ -52,7 +59,14 @@ orders = Table(
     mysql_charset="utf8mb4",
 )
 event_tables = EventTables(metadata)
+idempotency_keys = idempotency_table(metadata)
 NEW_ORDER_COLUMNS = ("productId", "qty", "totalPrice", "status", "createdAt")
+
+
+class _NewOrder(NamedTuple):
+    fields: Mapping[str, Any]
+    caused_by: str | None  # the request id
+    idempotency: IdempotencyKey | None
 
 
 class OrderListInvalidation(Protocol):
@@ -101,40 +115,109 @@ class GroupCommittedOrders:
     """New orders, each stored with its order.created event in one transaction that it shares
     with the other orders of this process arriving meanwhile (group commit): one commit, one
     multi-row INSERT per table where the database allows, for a whole batch. Once a batch is
-    committed, the cached order lists of its products are invalidated."""
+    committed, the cached order lists of its products are invalidated.
+
+    An order sent with an Idempotency-Key is stored with the key's answer, in the same
+    transaction; the batch asks once which of its keys were answered before, and those
+    requests get their first answer instead of a new order (as do repeats within the batch)."""
 
     def __init__(
-        self, engine: Engine, lists: OrderListInvalidation, *, linger_s: float = 0.0
+        self,
+        engine: Engine,
+        lists: OrderListInvalidation,
+        *,
+        linger_s: float = 0.0,
+        idempotency_ttl_s: float = 24 * 3600,
     ) -> None:
         self._engine = engine
         self._lists = lists
+        self._idempotency_ttl_s = idempotency_ttl_s
         self._driver = DedicatedConnection(engine)
         self._insert_orders = DriverInsert(orders, NEW_ORDER_COLUMNS, engine.dialect)
         self._insert_events = DriverInsert(event_tables.outbox, outbox.COLUMNS, engine.dialect)
+        self._keys = BatchKeys(idempotency_keys, engine.dialect, idempotency_ttl_s)
+        self._conflict = engine.dialect.loaded_dbapi.IntegrityError
         self._consecutive_ids: bool | None = None  # learnt at the first commit
-        self._group: GroupCommit[tuple[Mapping[str, Any], str | None], Order] = GroupCommit(
+        self._group: GroupCommit[_NewOrder, Order] = GroupCommit(
             self._commit, after_commit=self._invalidate_lists, linger_s=linger_s
         )
 
-    def add(self, fields: Mapping[str, Any]) -> Order:
-        return self._group.submit((fields, request_id.current()))
+    def add(self, fields: Mapping[str, Any], idempotency: IdempotencyKey | None = None) -> Order:
+        return self._group.submit(_NewOrder(fields, request_id.current(), idempotency))
 
-    def _commit(self, items: Sequence[tuple[Mapping[str, Any], str | None]]) -> list[Order]:
+    def answered(self, idempotency: IdempotencyKey) -> Order | None:
+        with self._engine.begin() as connection:
+            records = IdempotencyRecords(connection, idempotency_keys, self._idempotency_ttl_s)
+            body = records.earlier_answer(idempotency)
+        return None if body is None else exact_json.loads(body)
+
+    def _commit(self, items: Sequence[_NewOrder]) -> list[Order | BaseException]:
         if self._consecutive_ids is None:
             self._consecutive_ids = multi_row_insert_ids_are_consecutive(self._engine)
-        now = utc_now()
-        rows = [{**fields, "createdAt": now} for fields, _ in items]
-        with self._driver.transaction() as cursor:
-            ids = self._insert_orders.rows_with_ids(
-                cursor, rows, consecutive_ids=self._consecutive_ids
-            )
-            created = [{"id": order_id, **row} for order_id, row in zip(ids, rows, strict=True)]
-            events = [
-                new_event("order.created", order, caused_by=caused_by)
-                for order, (_, caused_by) in zip(created, items, strict=True)
-            ]
-            self._insert_events.rows(cursor, [outbox.row_of(event) for event in events])
-        return created
+        try:
+            return self._commit_once(items)
+        except self._conflict:
+            # A key another process answered meanwhile (its INSERT waited for that commit), or
+            # an expired one not pruned yet: asked again, the batch now sees it.
+            self._drop_expired_keys([item.idempotency for item in items if item.idempotency])
+            return self._commit_once(items)
 
-    def _invalidate_lists(self, created: Sequence[Order]) -> None:
-        self._lists.invalidate(order["productId"] for order in created)
+    def _commit_once(self, items: Sequence[_NewOrder]) -> list[Order | BaseException]:
+        now = utc_now()
+        results: list[Order | BaseException | None] = [None] * len(items)
+        owners: dict[tuple[str, str], int] = {}  # a key → the item of this batch that stores it
+        new: list[int] = []
+        with self._driver.transaction() as cursor:
+            keys = [item.idempotency for item in items if item.idempotency]
+            earlier = self._keys.earlier_answers(cursor, keys) if keys else {}
+            for index, item in enumerate(items):
+                key = item.idempotency
+                if key is None:
+                    new.append(index)
+                elif (key.scope, key.key) in earlier:
+                    fingerprint, body = earlier[(key.scope, key.key)]
+                    same = fingerprint == key.fingerprint
+                    results[index] = exact_json.loads(body) if same else KeyReused(key)
+                elif (key.scope, key.key) not in owners:
+                    owners[(key.scope, key.key)] = index
+                    new.append(index)
+            rows = [{**items[index].fields, "createdAt": now} for index in new]
+            if rows:
+                ids = self._insert_orders.rows_with_ids(
+                    cursor, rows, consecutive_ids=self._consecutive_ids
+                )
+                for index, order_id, row in zip(new, ids, rows, strict=True):
+                    results[index] = {"id": order_id, **row}
+                events = [
+                    new_event("order.created", results[index], caused_by=items[index].caused_by)
+                    for index in new
+                ]
+                self._insert_events.rows(cursor, [outbox.row_of(event) for event in events])
+            if owners:
+                answers = [
+                    row_of(
+                        items[index].idempotency,
+                        201,
+                        exact_json.dumps(results[index]),
+                        f"/orders/{results[index]['id']}",
+                    )
+                    for index in owners.values()
+                ]
+                self._keys.record(cursor, answers)
+        for index, item in enumerate(items):  # repeats within the batch: their first's answer
+            if results[index] is None:
+                first = owners[(item.idempotency.scope, item.idempotency.key)]
+                same = items[first].idempotency.fingerprint == item.idempotency.fingerprint
+                results[index] = results[first] if same else KeyReused(item.idempotency)
+        return results
+
+    def _drop_expired_keys(self, keys: Sequence[IdempotencyKey]) -> None:
+        with self._engine.begin() as connection:
+            records = IdempotencyRecords(connection, idempotency_keys, self._idempotency_ttl_s)
+            for key in keys:
+                records.drop_expired(key)
+
+    def _invalidate_lists(self, results: Sequence[Order | BaseException]) -> None:
+        self._lists.invalidate(
+            result["productId"] for result in results if not isinstance(result, BaseException)
+        )

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol, Self
 
 from service_kit.errors import Conflict, NotFound, Unprocessable
+from service_kit.idempotency import IdempotencyKey
 from service_kit.messaging.consumer import each
 from service_kit.messaging.events import Event
 
@@ -36,8 +37,13 @@ class KnownProducts(Protocol):
 
 
 class NewOrders(Protocol):
-    def add(self, fields: dict[str, Any]) -> Order:
-        """Store a new order together with its order.created event; returns once durable."""
+    def add(self, fields: dict[str, Any], idempotency: IdempotencyKey | None = None) -> Order:
+        """Store a new order together with its order.created event (and the key's answer);
+        returns once durable. With a key answered before: that order, stored nothing."""
+        ...
+
+    def answered(self, idempotency: IdempotencyKey) -> Order | None:
+        """The order a key was answered with, if any; KeyReused if it came with another body."""
         ...
 
 
@@ -85,17 +91,30 @@ class OrderService:
         self._known_products = known_products
         self._lists = lists
 
-    def place(self, *, product_id: int, qty: int) -> Order:
+    def place(
+        self, *, product_id: int, qty: int, idempotency: IdempotencyKey | None = None
+    ) -> Order:
+        """A new order, or, for a key answered before, the order it was answered with."""
         product = self._catalog.lookup(product_id)
-        if product is None:
-            raise Unprocessable(f"product {product_id} does not exist")
-        if qty > product.qty:
-            raise Conflict(f"product {product_id} has {product.qty} in stock, {qty} were ordered")
+        try:
+            if product is None:
+                raise Unprocessable(f"product {product_id} does not exist")
+            if qty > product.qty:
+                raise Conflict(
+                    f"product {product_id} has {product.qty} in stock, {qty} were ordered"
+                )
+        except (Unprocessable, Conflict):
+            # A repeat may find the stock its first request took, or the product gone since:
+            # what that request was answered still stands.
+            if idempotency is not None and (first := self._new_orders.answered(idempotency)):
+                return first
+            raise
         total = (product.price * qty).quantize(decimal.Decimal("0.01"))
         # Stored with its order.created event; the product's cached lists are invalidated
         # before this returns.
         return self._new_orders.add(
-            {"productId": product_id, "qty": qty, "totalPrice": total, "status": PENDING}
+            {"productId": product_id, "qty": qty, "totalPrice": total, "status": PENDING},
+            idempotency,
         )
 
     def get(self, order_id: int) -> Order:

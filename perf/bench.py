@@ -347,6 +347,7 @@ def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
             "method": "POST",
             "body": json.dumps({"productId": product["id"], "qty": 1}).encode(),
             "headers": authorization,
+            "unique_header": "Idempotency-Key",  # a new key per order, as a careful client sends
         }
         created = 0
 

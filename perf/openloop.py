@@ -10,9 +10,11 @@ requests as they fall due; it reports its own CPU so one can see it is not the b
 
 import argparse
 import asyncio
+import itertools
 import random
 import statistics
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -89,6 +91,7 @@ async def _run(
     connections: int,
     timeout_s: float,
     headers: dict[str, str],
+    unique_header: str | None,
 ) -> Result:
     parts = urlsplit(url)
     host, port = parts.hostname, parts.port or 80
@@ -98,6 +101,15 @@ async def _run(
     if body:
         lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    if unique_header:  # a header of its own per request (e.g. an Idempotency-Key): made ahead
+        head, _, rest = request.partition(b"\r\n")
+        run_id = uuid.uuid4().hex[:12]
+        requests = (
+            head + f"\r\n{unique_header}: {run_id}-{n}".encode() + b"\r\n" + rest
+            for n in itertools.count()
+        )
+    else:
+        requests = itertools.repeat(request)
 
     result = Result(rate=rate, seconds=seconds)
     due: asyncio.Queue[float | None] = asyncio.Queue()
@@ -115,7 +127,7 @@ async def _run(
                     reader = writer = None
                 if writer is None:
                     reader, writer = await asyncio.open_connection(host, port)
-                status = await _exchange(reader, writer, request)
+                status = await _exchange(reader, writer, next(requests))
                 latencies.append((clock() - scheduled) * 1000)
                 statuses[status] += 1
             except Exception as exc:  # every failure is counted, none stops the run
@@ -162,10 +174,14 @@ def run(
     connections: int = 256,
     timeout_s: float = 10.0,
     headers: dict[str, str] | None = None,
+    unique_header: str | None = None,
 ) -> Result:
+    """`unique_header` names a header sent with another value in every request."""
     random.seed(20261121)
     runner = uvloop.run if uvloop is not None else asyncio.run
-    return runner(_run(url, method, body, rate, seconds, connections, timeout_s, headers or {}))
+    return runner(
+        _run(url, method, body, rate, seconds, connections, timeout_s, headers or {}, unique_header)
+    )
 
 
 def main() -> None:

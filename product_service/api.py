@@ -6,6 +6,8 @@ from typing import Any
 from product_service.service import ProductService
 from service_kit.http import health as health_checks
 from service_kit.http.answers import Answer, created, no_content
+from service_kit.http.caller import Caller
+from service_kit.idempotency import IdempotencyKey
 
 # Served by the fast path too (service_kit/http/fast_path.py).
 FAST_OPERATIONS = ("get_product",)
@@ -18,8 +20,11 @@ class ProductApi:
         self._products = products
         self._readiness_checks = readiness_checks
 
-    def create_product(self, body: dict[str, Any]) -> Answer:
-        product = self._products.create(**body)
+    def create_product(
+        self, body: dict[str, Any], caller: Caller, idempotency_key: str | None = None
+    ) -> Answer:
+        key = IdempotencyKey.of(caller.subject, idempotency_key, body)
+        product = self._products.create(**body, idempotency=key)
         return created(product, f"/products/{product['id']}")
 
     def list_products(self, limit: int, after: int) -> Answer:

@@ -12,7 +12,7 @@ def bootstrap(
 ) -> tuple[ProductService, Infrastructure]:
     infrastructure = open_infrastructure(config, namespace="product")
     service = ProductService(
-        lambda: ProductUnitOfWork(infrastructure.engine),
+        lambda: ProductUnitOfWork(infrastructure.engine, config.idempotency_ttl_s),
         orders or HttpOrdersSource(config.peer_url, config.peer_timeout_s),
         infrastructure.cache,
         config.cache_ttl_s,

@@ -20,6 +20,7 @@ from sqlalchemy import (
 
 from service_kit.messaging.unit_of_work import EventTables, SqlUnitOfWork
 from service_kit.storage.db import Money, UtcDateTime, utc_now
+from service_kit.storage.idempotency import IdempotencyRecords, idempotency_table
 
 Product = dict[str, Any]
 
@@ -36,6 +37,7 @@ products = Table(
     mysql_charset="utf8mb4",
 )
 event_tables = EventTables(metadata)
+idempotency_keys = idempotency_table(metadata)
 
 
 class SqlProductRepository:
@@ -106,11 +108,16 @@ class StockChanged(Exception):
 
 class ProductUnitOfWork(SqlUnitOfWork):
     products: SqlProductRepository
+    answers: IdempotencyRecords
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, idempotency_ttl_s: float = 24 * 3600) -> None:
         super().__init__(engine, event_tables)
+        self._idempotency_ttl_s = idempotency_ttl_s
 
     def __enter__(self) -> "ProductUnitOfWork":
         super().__enter__()
         self.products = SqlProductRepository(self.connection)
+        self.answers = IdempotencyRecords(
+            self.connection, idempotency_keys, self._idempotency_ttl_s
+        )
         return self

@@ -7,7 +7,9 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, Self
 
+from service_kit import exact_json
 from service_kit.errors import DependencyUnavailable, NotFound
+from service_kit.idempotency import AnsweredMeanwhile, IdempotencyKey
 from service_kit.messaging.consumer import each
 from service_kit.messaging.events import Event
 
@@ -26,10 +28,24 @@ class ProductRepository(Protocol):
     def set_stock(self, changes: Mapping[int, tuple[int, int]]) -> None: ...
 
 
+class KeyAnswers(Protocol):
+    """Each Idempotency-Key's first answer, stored with the change it answers."""
+
+    def earlier_answer(self, key: IdempotencyKey) -> str | None:
+        """The JSON first answered to the key; KeyReused if it came with another body."""
+        ...
+
+    def record(self, key: IdempotencyKey, status: int, body: str, location: str | None) -> None:
+        """AnsweredMeanwhile if a concurrent request with the key committed first."""
+        ...
+
+
 class UnitOfWork(Protocol):
-    """A transaction: state changes, emitted events and applied-event ids commit together."""
+    """A transaction: state changes, emitted events, applied-event ids and answered keys commit
+    together."""
 
     products: ProductRepository
+    answers: KeyAnswers
 
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc_info: object) -> None: ...
@@ -67,10 +83,27 @@ class ProductService:
         self._cache = cache
         self._ttl_s = cache_ttl_s
 
-    def create(self, *, name: str, price: decimal.Decimal | int, qty: int) -> Product:
-        with self._unit_of_work() as uow:
-            product = uow.products.add({"name": name, "price": _cents(price), "qty": qty})
-            uow.emit("product.created", product)
+    def create(
+        self,
+        *,
+        name: str,
+        price: decimal.Decimal | int,
+        qty: int,
+        idempotency: IdempotencyKey | None = None,
+    ) -> Product:
+        """A new product, or, for a key answered before, the product it was answered with."""
+        try:
+            with self._unit_of_work() as uow:
+                if idempotency and (first := uow.answers.earlier_answer(idempotency)):
+                    return exact_json.loads(first)
+                product = uow.products.add({"name": name, "price": _cents(price), "qty": qty})
+                uow.emit("product.created", product)
+                if idempotency:
+                    location = f"/products/{product['id']}"
+                    uow.answers.record(idempotency, 201, exact_json.dumps(product), location)
+        except AnsweredMeanwhile:
+            with self._unit_of_work() as uow:
+                return exact_json.loads(uow.answers.earlier_answer(idempotency))
         self._cache.set(cache_key(product["id"]), product, self._ttl_s)
         return product
 

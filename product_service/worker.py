@@ -3,7 +3,7 @@ order.created (stock reservations)."""
 
 from product_service.bootstrap import bootstrap
 from product_service.config import load_config
-from product_service.repository import event_tables
+from product_service.repository import event_tables, idempotency_keys
 from service_kit import logs
 from service_kit.config import exit_on_config_error
 from service_kit.process.files import keep_files_private
@@ -24,6 +24,9 @@ def main() -> None:
             "outbox-relay": infrastructure.relay(event_tables.outbox).run,
             "inbox-pruner": infrastructure.inbox_pruner(
                 event_tables.inbox, config.inbox_retention_s
+            ).run,
+            "idempotency-key-pruner": infrastructure.key_pruner(
+                idempotency_keys, config.idempotency_ttl_s
             ).run,
             "reserve-stock": consumer_task(
                 infrastructure.connect_broker, ORDERS_CREATED, service.reserve_stock

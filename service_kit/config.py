@@ -161,6 +161,7 @@ class ServiceConfig:
     cache_dir: str  # $CACHE_DIR/<service>, CACHE_DIR defaulting to var/cache
     cache_ttl_s: int  # <S>_CACHE_TTL_S
     inbox_retention_s: int  # <S>_INBOX_RETENTION_H: applied-event ids kept this long
+    idempotency_ttl_s: int  # <S>_IDEMPOTENCY_TTL_H: how long a key's first answer is kept
     broker_url: str  # <S>_BROKER_URL or BROKER_URL: amqp://… (RabbitMQ) or sqlite:///… (spool)
 
 
@@ -206,6 +207,8 @@ def load_service_config(
         cache_dir=f"{env.get('CACHE_DIR') or 'var/cache'}/{service.lower()}",
         cache_ttl_s=env_int(env, f"{prefix}_CACHE_TTL_S", 60, minimum=1, maximum=86_400),
         inbox_retention_s=env_int(env, f"{prefix}_INBOX_RETENTION_H", 168, minimum=1, maximum=8760)
+        * 3600,
+        idempotency_ttl_s=env_int(env, f"{prefix}_IDEMPOTENCY_TTL_H", 24, minimum=1, maximum=8760)
         * 3600,
         broker_url=env_broker_url(
             env,

@@ -36,3 +36,9 @@ class DependencyUnavailable(ServiceError):
     def __init__(self, detail: str, retry_after_s: int = 5) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class OutcomeUnknown(ServiceError):
+    """The database may or may not have committed the change (the connection failed during the
+    commit, or it did not answer in time): only a retry with the same Idempotency-Key can tell,
+    and it then returns what was stored or makes the change once."""

@@ -31,7 +31,7 @@ FORBIDDEN_IN_USE_CASES = {
     "pika",
 }
 PROJECT_PACKAGES = ("service_kit", "product_service", "order_service", "devstack", "perf", "tests")
-KIT_CORE = {"errors", "request_id", "exact_json", "config", "logs"}
+KIT_CORE = {"errors", "request_id", "exact_json", "config", "logs", "idempotency"}
 # Which parts of the kit each part may import (besides itself and the core).
 KIT_ROOMS = {
     "core": set(),

@@ -2,7 +2,9 @@
 operationId is a method of the service's handler object, and the edge (service_kit/http/edge.py)
 wraps both request paths."""
 
-from collections.abc import Sequence
+import functools
+import inspect
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import yaml
 from connexion.resolver import Resolver
 from flask.json.provider import DefaultJSONProvider
 
-from service_kit import exact_json
+from service_kit import exact_json, idempotency
 from service_kit.config import AuthSettings
 from service_kit.http import auth, edge
 from service_kit.http.dev_tokens import ensure_dev_keys
@@ -54,7 +56,7 @@ def create_service_app(
         spec_file,
         resolver=Resolver(
             function_resolver=lambda operation_id: auth.guarded(
-                getattr(handlers, operation_id), scopes[operation_id]
+                _given_idempotency_key(getattr(handlers, operation_id)), scopes[operation_id]
             )
         ),
         strict_validation=True,
@@ -72,6 +74,21 @@ def create_service_app(
         pipeline = FastPath(pipeline, routes, MAX_BODY_BYTES, verifier)
     flask_app.wsgi_app = edge.Edge(pipeline)
     return app
+
+
+def _given_idempotency_key(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """A handler that names `idempotency_key` gets the request's Idempotency-Key header, which
+    Connexion has validated but, being a header, does not pass (the fast path passes it)."""
+    if "idempotency_key" not in inspect.signature(handler).parameters:
+        return handler
+
+    @functools.wraps(handler)
+    def call(**arguments: Any) -> Any:
+        if "idempotency_key" not in arguments:
+            arguments["idempotency_key"] = flask.request.headers.get(idempotency.HEADER)
+        return handler(**arguments)
+
+    return call
 
 
 def _scopes_by_operation(spec: dict[str, Any]) -> dict[str, frozenset[str] | None]:

@@ -16,7 +16,6 @@ import inspect
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +24,11 @@ import jwt
 
 from service_kit import errors
 from service_kit.config import AuthSettings, ConfigError
+from service_kit.http.caller import Caller
 
 SCHEME = "bearer"
 EXTENSION = "service_kit.auth"  # where a Flask app keeps its verifier
 _CACHE_LIMIT = 10_000
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who sent a request, as its token says."""
-
-    subject: str
-    scopes: frozenset[str]
 
 
 class TokenVerifier:

@@ -95,7 +95,9 @@ _STATUS_OF = {
     errors.Conflict: (409, "Conflict"),
     errors.Unprocessable: (422, "Unprocessable Content"),
     errors.DependencyUnavailable: (503, "Service Unavailable"),
+    errors.OutcomeUnknown: (503, "Outcome Unknown"),
 }
+OUTCOME_UNKNOWN = "urn:order-product:problem:outcome-unknown"
 _DATABASE_RETRY_AFTER_S = 5
 _CHALLENGE = 'Bearer realm="order-product"'  # RFC 6750
 
@@ -106,10 +108,11 @@ def problem_response(
     detail: str,
     *,
     headers: dict[str, str] | None = None,
+    problem_type: str = "about:blank",
     **extensions: Any,
 ) -> flask.Response:
     body = {
-        "type": "about:blank",
+        "type": problem_type,
         "title": title,
         "status": status,
         "detail": detail,
@@ -142,11 +145,20 @@ def _from_werkzeug(exc: werkzeug.exceptions.HTTPException) -> flask.Response:
 
 
 def _from_service_error(exc: errors.ServiceError) -> flask.Response:
-    status, title = _STATUS_OF.get(type(exc), (500, "Internal Server Error"))
+    kind = next((cls for cls in type(exc).__mro__ if cls in _STATUS_OF), None)
+    status, title = _STATUS_OF.get(kind, (500, "Internal Server Error"))
     headers = {}
     if isinstance(exc, errors.DependencyUnavailable):
         headers["Retry-After"] = str(exc.retry_after_s)
         _log.warning("dependency unavailable: %s", exc)
+    elif isinstance(exc, errors.OutcomeUnknown):
+        _log.warning("outcome unknown: %s", exc)
+        detail = (
+            f"{exc}. The change may have been stored: repeat the request with the same "
+            "Idempotency-Key to get its outcome (or have it made, once)"
+        )
+        headers["Retry-After"] = "1"
+        return problem_response(503, title, detail, headers=headers, problem_type=OUTCOME_UNKNOWN)
     elif isinstance(exc, errors.Unauthenticated):
         invalid = ', error="invalid_token"' if exc.token_given else ""
         headers["WWW-Authenticate"] = _CHALLENGE + invalid

@@ -34,7 +34,7 @@ from connexion.apis.abstract import AbstractAPI
 from connexion.operations import AbstractOperation, make_operation
 from werkzeug.exceptions import ClientDisconnected
 
-from service_kit import exact_json
+from service_kit import exact_json, idempotency
 from service_kit.errors import ServiceError
 from service_kit.http import auth, edge
 from service_kit.http.request_validation import compile_body_schema, schema_keywords
@@ -42,6 +42,7 @@ from service_kit.http.request_validation import compile_body_schema, schema_keyw
 StartResponse = Callable[..., Any]
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 _PATH_INTEGER_KEYWORDS = {"type", "minimum", "maximum"}  # what fastjsonschema checks exactly
+_IDEMPOTENCY_KEY = "HTTP_" + idempotency.HEADER.upper().replace("-", "_")
 
 
 class FastPathUnsuitable(Exception):
@@ -57,6 +58,8 @@ class FastRoute:
     accepts_path: dict[str, Callable[[Any], Any]]  # path parameter → its compiled schema
     response_validator: Any | None
     scopes: frozenset[str] | None  # what the operation's security asks for; None: public
+    # The Idempotency-Key header's compiled schema, if the operation takes one.
+    accepts_idempotency_key: Callable[[Any], Any] | None = None
 
 
 def fast_routes(api: AbstractAPI, operation_ids: Sequence[str]) -> list[FastRoute]:
@@ -84,7 +87,7 @@ def fast_routes(api: AbstractAPI, operation_ids: Sequence[str]) -> list[FastRout
             validator_map=api.validator_map,
             strict_validation=api.strict_validation,
         )
-        accepts_body, accepts_path = _inputs(method.upper(), path, operation)
+        accepts_body, accepts_path, accepts_key = _inputs(method.upper(), path, operation)
         routes.append(
             FastRoute(
                 method=method.upper(),
@@ -96,6 +99,7 @@ def fast_routes(api: AbstractAPI, operation_ids: Sequence[str]) -> list[FastRout
                 scopes=auth.required_scopes(
                     api.specification["paths"][path][method], api.specification
                 ),
+                accepts_idempotency_key=accepts_key,
             )
         )
     return routes
@@ -103,9 +107,11 @@ def fast_routes(api: AbstractAPI, operation_ids: Sequence[str]) -> list[FastRout
 
 def _inputs(
     method: str, path: str, operation: AbstractOperation
-) -> tuple[Callable[[Any], Any] | None, dict[str, Callable[[Any], Any]]]:
-    """(the body's compiled schema, each path parameter's), or FastPathUnsuitable saying why
-    the operation is not of a kind the fast path serves (see above)."""
+) -> tuple[
+    Callable[[Any], Any] | None, dict[str, Callable[[Any], Any]], Callable[[Any], Any] | None
+]:
+    """(the body's compiled schema, each path parameter's, the Idempotency-Key's), or
+    FastPathUnsuitable saying why the operation is not of a kind the fast path serves."""
 
     def unsuitable(reason: str) -> FastPathUnsuitable:
         return FastPathUnsuitable(f"{operation.operation_id} ({method} {path}): {reason}")
@@ -113,9 +119,15 @@ def _inputs(
     if operation.get_mimetype() != edge.JSON:
         raise unsuitable(f"it answers {operation.get_mimetype()}, not {edge.JSON}")
     path_parameters = {}
+    accepts_key = None
     for parameter in operation.parameters:
         schema, where, name = parameter.get("schema", {}), parameter.get("in"), parameter["name"]
         if where == "header" and schema == {"type": "string"}:
+            continue
+        if where == "header" and name == idempotency.HEADER and schema.get("type") == "string":
+            if set(schema) - {"type", "minLength", "maxLength", "pattern"}:
+                raise unsuitable(f"header {name} needs more than length and pattern")
+            accepts_key = fastjsonschema.compile(schema)
             continue
         if where != "path" or method != "GET" or schema.get("type") != "integer":
             raise unsuitable(f"parameter {name} in {where} is not a plain header or GET path id")
@@ -125,7 +137,7 @@ def _inputs(
     if method == "GET":
         if not path_parameters or operation.body_schema:
             raise unsuitable("a GET is served with integer path parameters only")
-        return None, path_parameters
+        return None, path_parameters, accepts_key
     if method != "POST" or "{" in path or operation.consumes != [edge.JSON]:
         raise unsuitable("only GETs by id and POSTs of a JSON body to a fixed path qualify")
     body_schema = operation.body_schema
@@ -136,7 +148,7 @@ def _inputs(
     accepts_body = compile_body_schema(body_schema)
     if accepts_body is None:
         raise unsuitable("its body schema needs decimal arithmetic (multipleOf)")
-    return accepts_body, {}
+    return accepts_body, {}, accepts_key
 
 
 def _path_pattern(path: str) -> re.Pattern[str]:
@@ -182,6 +194,11 @@ class FastPath:
         except ServiceError as exc:
             return edge.handle_exception(exc)(environ, start_response)
         try:
+            if route.accepts_idempotency_key is not None:
+                key = environ.get(_IDEMPOTENCY_KEY)
+                if key is not None:
+                    route.accepts_idempotency_key(key)
+                arguments["idempotency_key"] = key
             for name, accepts in route.accepts_path.items():
                 accepts(arguments[name])
             if route.accepts_body is not None:

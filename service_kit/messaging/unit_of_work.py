@@ -6,7 +6,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, MetaData, Table
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from service_kit.errors import OutcomeUnknown
 from service_kit.messaging import outbox
 from service_kit.messaging.events import Event, new_event
 
@@ -41,7 +43,12 @@ class SqlUnitOfWork:
             if exc_type is None:
                 if self._emitted:  # one multi-row INSERT for every event of the transaction
                     outbox.append(self.connection, self._tables.outbox, *self._emitted)
-                self._transaction.commit()
+                try:
+                    self._transaction.commit()
+                except (OperationalError, InterfaceError) as exc:
+                    raise OutcomeUnknown(
+                        f"the database connection failed during the commit: {exc.orig}"
+                    ) from exc
             else:
                 self._transaction.rollback()
         finally:

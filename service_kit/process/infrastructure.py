@@ -14,6 +14,7 @@ from service_kit.messaging.outbox import InboxPruner, OutboxRelay
 from service_kit.messaging.spool import SpoolBroker
 from service_kit.storage.cache import SafeCache, open_cache
 from service_kit.storage.db import create_engine_for, ping
+from service_kit.storage.idempotency import KeyPruner
 
 
 @dataclass
@@ -34,6 +35,9 @@ class Infrastructure:
 
     def inbox_pruner(self, inbox: Table, retention_s: float) -> InboxPruner:
         return InboxPruner(self.engine, inbox, retention_s=retention_s)
+
+    def key_pruner(self, keys: Table, ttl_s: float) -> KeyPruner:
+        return KeyPruner(self.engine, keys, ttl_s=ttl_s)
 
     def _ping_broker(self) -> None:
         broker = self.connect_broker()

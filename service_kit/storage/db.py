@@ -15,7 +15,7 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from service_kit.errors import DependencyUnavailable
+from service_kit.errors import DependencyUnavailable, OutcomeUnknown
 
 
 def create_engine_for(url: str, *, pool_size: int = 10) -> Engine:
@@ -101,9 +101,11 @@ class DedicatedConnection:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
-        """A DBAPI cursor in a transaction, committed when the block ends; a lost database
-        is DependencyUnavailable (503)."""
+        """A DBAPI cursor in a transaction, committed when the block ends. A database lost
+        before the commit is DependencyUnavailable (503: nothing was stored); one lost during
+        the commit is OutcomeUnknown (it may have committed)."""
         dbapi = self._engine.dialect.loaded_dbapi
+        lost = (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError)
         try:
             if self._connection is None:
                 self._connection = self._engine.raw_connection()
@@ -112,12 +114,19 @@ class DedicatedConnection:
                 yield cursor
             finally:
                 cursor.close()
+        except BaseException as exc:
+            self._drop()
+            if isinstance(exc, lost):
+                raise DependencyUnavailable("the database is unreachable; retry later") from exc
+            raise
+        try:
             self._connection.commit()
         except BaseException as exc:
             self._drop()
-            lost = (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError)
             if isinstance(exc, lost):
-                raise DependencyUnavailable("the database is unreachable; retry later") from exc
+                raise OutcomeUnknown(
+                    f"the database connection failed during the commit: {exc}"
+                ) from exc
             raise
 
     def _drop(self) -> None:

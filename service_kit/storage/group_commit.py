@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from service_kit.errors import DependencyUnavailable
+from service_kit.errors import OutcomeUnknown
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -36,7 +36,7 @@ class _Pending(Generic[Item, Result]):
 class GroupCommit(Generic[Item, Result]):
     def __init__(
         self,
-        commit: Callable[[Sequence[Item]], Sequence[Result]],
+        commit: Callable[[Sequence[Item]], Sequence[Result | BaseException]],
         *,
         after_commit: Callable[[Sequence[Result]], None] = lambda results: None,
         max_batch: int = 500,
@@ -53,12 +53,14 @@ class GroupCommit(Generic[Item, Result]):
         self._lock = threading.Lock()
 
     def submit(self, item: Item) -> Result:
-        """Blocks until the item is committed; raises what the commit raised."""
+        """Blocks until the item is committed; raises what the commit raised, for the batch or
+        for this item."""
         pending: _Pending[Item, Result] = _Pending(item)
         self._ensure_committer()
         self._queue.put(pending)
         if not pending.done.wait(self._wait_s):
-            raise DependencyUnavailable("the database did not commit in time")
+            # The batch may still commit: only a retry with the same Idempotency-Key can tell.
+            raise OutcomeUnknown(f"the database did not answer within {self._wait_s:.0f} s")
         if pending.error is not None:
             raise pending.error
         return pending.result  # type: ignore[return-value]
@@ -100,7 +102,10 @@ class GroupCommit(Generic[Item, Result]):
         try:
             results = self._commit([pending.item for pending in batch])
             for pending, result in zip(batch, results, strict=True):
-                pending.result = result
+                if isinstance(result, BaseException):  # this item's own failure
+                    pending.error = result
+                else:
+                    pending.result = result
         except BaseException as exc:  # every waiting request gets the failure
             for pending in batch:
                 pending.error = exc

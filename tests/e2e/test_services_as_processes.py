@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -163,6 +164,32 @@ def test_concurrent_orders_never_oversell(stack, products, orders):
     counts, _ = eventually(settled, within_s=30)
     assert counts == {"CONFIRMED": 50, "REJECTED": 150}
     assert products.get(f"/products/{product['id']}").json()["qty"] == 0
+
+
+def test_fifty_concurrent_orders_with_one_key_make_one_order(stack, products, orders):
+    # Two web workers, each group-committing its own batches: the key meets itself across
+    # processes (one INSERT waits for the other's commit) and within a batch.
+    product = products.post("/products", json={"name": "Keyed", "price": 10, "qty": 500}).json()
+    body, key = {"productId": product["id"], "qty": 1}, {"Idempotency-Key": str(uuid.uuid4())}
+
+    def order_one(_: int) -> httpx.Response:
+        with stack.client("order", timeout=30) as client:
+            return client.post("/orders", json=body, headers=key)
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(order_one, range(50)))
+    assert {answer.status_code for answer in answers} == {201}
+    assert len({answer.content for answer in answers}) == 1  # the same order, byte for byte
+    listed = orders.get(f"/orders/product/{product['id']}").json()["items"]
+    assert [order["id"] for order in listed] == [answers[0].json()["id"]]
+    _problem(orders.post("/orders", json={**body, "qty": 2}, headers=key), 422)
+    # One order.created: the product worker reserved one unit, once.
+    eventually(
+        lambda: products.get(f"/products/{product['id']}").json()["qty"] == 499 or None,
+        within_s=30,
+    )
+    time.sleep(1)
+    assert products.get(f"/products/{product['id']}").json()["qty"] == 499
 
 
 def test_malformed_requests_over_real_sockets(products, orders):

@@ -15,10 +15,14 @@ def _get_kwargs(
     *,
     body: ProductInput,
     x_request_id: str | Unset = UNSET,
+    idempotency_key: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
     if not isinstance(x_request_id, Unset):
         headers["X-Request-ID"] = x_request_id
+
+    if not isinstance(idempotency_key, Unset):
+        headers["Idempotency-Key"] = idempotency_key
 
     _kwargs: dict[str, Any] = {
         "method": "post",
@@ -66,6 +70,11 @@ def _parse_response(
 
         return response_415
 
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+        return response_422
+
     if response.status_code == 503:
         response_503 = Problem.from_dict(response.json())
 
@@ -93,11 +102,13 @@ def sync_detailed(
     client: AuthenticatedClient,
     body: ProductInput,
     x_request_id: str | Unset = UNSET,
+    idempotency_key: str | Unset = UNSET,
 ) -> Response[Problem | Product]:
     """Create a product
 
     Args:
         x_request_id (str | Unset):
+        idempotency_key (str | Unset):
         body (ProductInput):
 
     Raises:
@@ -111,6 +122,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         body=body,
         x_request_id=x_request_id,
+        idempotency_key=idempotency_key,
     )
 
     response = client.get_httpx_client().request(
@@ -125,11 +137,13 @@ def sync(
     client: AuthenticatedClient,
     body: ProductInput,
     x_request_id: str | Unset = UNSET,
+    idempotency_key: str | Unset = UNSET,
 ) -> Problem | Product | None:
     """Create a product
 
     Args:
         x_request_id (str | Unset):
+        idempotency_key (str | Unset):
         body (ProductInput):
 
     Raises:
@@ -144,6 +158,7 @@ def sync(
         client=client,
         body=body,
         x_request_id=x_request_id,
+        idempotency_key=idempotency_key,
     ).parsed
 
 
@@ -152,11 +167,13 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     body: ProductInput,
     x_request_id: str | Unset = UNSET,
+    idempotency_key: str | Unset = UNSET,
 ) -> Response[Problem | Product]:
     """Create a product
 
     Args:
         x_request_id (str | Unset):
+        idempotency_key (str | Unset):
         body (ProductInput):
 
     Raises:
@@ -170,6 +187,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         body=body,
         x_request_id=x_request_id,
+        idempotency_key=idempotency_key,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -182,11 +200,13 @@ async def asyncio(
     client: AuthenticatedClient,
     body: ProductInput,
     x_request_id: str | Unset = UNSET,
+    idempotency_key: str | Unset = UNSET,
 ) -> Problem | Product | None:
     """Create a product
 
     Args:
         x_request_id (str | Unset):
+        idempotency_key (str | Unset):
         body (ProductInput):
 
     Raises:
@@ -202,5 +222,6 @@ async def asyncio(
             client=client,
             body=body,
             x_request_id=x_request_id,
+            idempotency_key=idempotency_key,
         )
     ).parsed

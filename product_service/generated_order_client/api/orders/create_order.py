@@ -15,10 +15,14 @@ def _get_kwargs(
     *,
     body: OrderInput,
     x_request_id: str | Unset = UNSET,
+    idempotency_key: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
     if not isinstance(x_request_id, Unset):
         headers["X-Request-ID"] = x_request_id
+
+    if not isinstance(idempotency_key, Unset):
+        headers["Idempotency-Key"] = idempotency_key
 
     _kwargs: dict[str, Any] = {
         "method": "post",
@@ -103,11 +107,13 @@ def sync_detailed(
     client: AuthenticatedClient,
     body: OrderInput,
     x_request_id: str | Unset = UNSET,
+    idempotency_key: str | Unset = UNSET,
 ) -> Response[Order | Problem]:
     """Order a quantity of a product
 
     Args:
         x_request_id (str | Unset):
+        idempotency_key (str | Unset):
         body (OrderInput):
 
     Raises:
@@ -121,6 +127,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         body=body,
         x_request_id=x_request_id,
+        idempotency_key=idempotency_key,
     )
 
     response = client.get_httpx_client().request(
@@ -135,11 +142,13 @@ def sync(
     client: AuthenticatedClient,
     body: OrderInput,
     x_request_id: str | Unset = UNSET,
+    idempotency_key: str | Unset = UNSET,
 ) -> Order | Problem | None:
     """Order a quantity of a product
 
     Args:
         x_request_id (str | Unset):
+        idempotency_key (str | Unset):
         body (OrderInput):
 
     Raises:
@@ -154,6 +163,7 @@ def sync(
         client=client,
         body=body,
         x_request_id=x_request_id,
+        idempotency_key=idempotency_key,
     ).parsed
 
 
@@ -162,11 +172,13 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     body: OrderInput,
     x_request_id: str | Unset = UNSET,
+    idempotency_key: str | Unset = UNSET,
 ) -> Response[Order | Problem]:
     """Order a quantity of a product
 
     Args:
         x_request_id (str | Unset):
+        idempotency_key (str | Unset):
         body (OrderInput):
 
     Raises:
@@ -180,6 +192,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         body=body,
         x_request_id=x_request_id,
+        idempotency_key=idempotency_key,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -192,11 +205,13 @@ async def asyncio(
     client: AuthenticatedClient,
     body: OrderInput,
     x_request_id: str | Unset = UNSET,
+    idempotency_key: str | Unset = UNSET,
 ) -> Order | Problem | None:
     """Order a quantity of a product
 
     Args:
         x_request_id (str | Unset):
+        idempotency_key (str | Unset):
         body (OrderInput):
 
     Raises:
@@ -212,5 +227,6 @@ async def asyncio(
             client=client,
             body=body,
             x_request_id=x_request_id,
+            idempotency_key=idempotency_key,
         )
     ).parsed

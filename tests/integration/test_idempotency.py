@@ -1,0 +1,221 @@
+"""Idempotency-Key on POST /orders (group-committed, fast path and pipeline) and POST /products:
+a repeat gets the first answer and creates nothing; another body with the key is refused; keys
+belong to their caller; an outcome the database left unknown is said so, and the retry with the
+key then tells it."""
+
+import json
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+
+from order_service.repository import (
+    GroupCommittedOrders,
+    event_tables,
+    idempotency_keys,
+    orders,
+)
+from product_service.repository import products as product_table
+from service_kit import exact_json
+from service_kit.errors import OutcomeUnknown
+from service_kit.http import edge
+from service_kit.idempotency import IdempotencyKey, KeyReused
+from service_kit.storage.db import create_engine_for
+from service_kit.storage.idempotency import IdempotencyRecords, KeyPruner
+from tests.helpers import assert_problem
+from tests.integration.stack import build_stack, new_product
+
+
+@pytest.fixture(params=[True, False], ids=["fast-path", "pipeline"])
+def stack(service_env, request):
+    return build_stack(service_env, fast_path=request.param)
+
+
+def count(engine, table, **where) -> int:
+    query = select(func.count()).select_from(table)
+    for column, value in where.items():
+        query = query.where(table.c[column] == value)
+    with engine.connect() as connection:
+        return connection.execute(query).scalar_one()
+
+
+def events_of_order(engine, order_id: int) -> int:
+    with engine.connect() as connection:
+        bodies = connection.execute(select(event_tables.outbox.c.body)).scalars().all()
+    return sum(f'"id":{order_id},' in body for body in bodies)
+
+
+def test_a_repeated_order_gets_its_first_answer_and_creates_nothing(stack, service_env):
+    product = new_product(stack.product.test_client(), price=10, qty=50)
+    orders_client = stack.order.test_client()
+    key = {"Idempotency-Key": f"order-{uuid.uuid4()}"}
+    body = {"productId": product["id"], "qty": 2}
+    first = orders_client.post("/orders", json=body, headers=key)
+    again = orders_client.post("/orders", json=body, headers=key)
+    assert first.status_code == again.status_code == 201
+    assert again.get_data() == first.get_data()
+    assert again.headers["Location"] == first.headers["Location"]
+    engine = create_engine_for(service_env["ORDER_DATABASE_URL"])
+    assert count(engine, orders, productId=product["id"]) == 1
+    assert events_of_order(engine, first.get_json()["id"]) == 1
+    # Another body with that key: refused; without a key, or with another: a new order.
+    other = orders_client.post("/orders", json={**body, "qty": 3}, headers=key)
+    assert "Idempotency-Key" in assert_problem(other, 422)["detail"]
+    orders_client.post("/orders", json=body)
+    orders_client.post("/orders", json=body, headers={"Idempotency-Key": f"o-{uuid.uuid4()}"})
+    assert count(engine, orders, productId=product["id"]) == 3
+
+
+def test_a_key_belongs_to_its_caller(stack, service_env):
+    product = new_product(stack.product.test_client(), price=10, qty=50)
+    key = f"shared-{uuid.uuid4()}"
+    answers = []
+    for subject in ("alice", "bob"):
+        token = bearer_of(service_env, subject)
+        answers.append(
+            stack.order.test_client().post(
+                "/orders",
+                json={"productId": product["id"], "qty": 1},
+                headers={"Idempotency-Key": key, **token},
+            )
+        )
+    assert [a.status_code for a in answers] == [201, 201]
+    assert answers[0].get_json()["id"] != answers[1].get_json()["id"]
+
+
+def bearer_of(env: dict, subject: str) -> dict[str, str]:
+    from service_kit.config import auth_settings
+    from service_kit.http.dev_tokens import every_scope, mint
+
+    return {"Authorization": f"Bearer {mint(auth_settings(env), every_scope(), subject=subject)}"}
+
+
+def test_a_repeat_after_its_order_took_the_stock_still_gets_its_order(stack, service_env):
+    product = new_product(stack.product.test_client(), price=10, qty=2)
+    key = {"Idempotency-Key": f"last-{uuid.uuid4()}"}
+    body = {"productId": product["id"], "qty": 2}
+    first = stack.order.test_client().post("/orders", json=body, headers=key)
+    # The stock is gone now (as order-service learns it from product-service).
+    stack.product.test_client().put(
+        f"/products/{product['id']}", json={"name": "x", "price": 10, "qty": 0}
+    )
+    plain_repeat = stack.order.test_client().post("/orders", json=body)
+    assert plain_repeat.status_code in (201, 409)  # the known stock may not have caught up
+    again = stack.order.test_client().post("/orders", json=body, headers=key)
+    assert again.status_code == 201 and again.get_json() == first.get_json()
+
+
+@pytest.mark.parametrize("key", ["", "x" * 129, "with space", "é"])
+def test_a_malformed_key_is_a_400(stack, key):
+    product = new_product(stack.product.test_client(), price=10, qty=5)
+    answer = stack.order.test_client().post(
+        "/orders", json={"productId": product["id"], "qty": 1}, headers={"Idempotency-Key": key}
+    )
+    assert_problem(answer, 400)
+
+
+def test_fifty_concurrent_orders_with_one_key_make_one_order(stack, service_env):
+    product = new_product(stack.product.test_client(), price=10, qty=500)
+    key = {"Idempotency-Key": f"burst-{uuid.uuid4()}"}
+    body = {"productId": product["id"], "qty": 1}
+
+    def order(_: int):
+        return stack.order.test_client().post("/orders", json=body, headers=key)
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(order, range(50)))
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.get_json()["id"] for a in answers}) == 1
+    engine = create_engine_for(service_env["ORDER_DATABASE_URL"])
+    assert count(engine, orders, productId=product["id"]) == 1
+    assert events_of_order(engine, answers[0].get_json()["id"]) == 1
+
+
+def test_a_repeated_product_gets_its_first_answer(stack, service_env):
+    products = stack.product.test_client()
+    key = {"Idempotency-Key": f"product-{uuid.uuid4()}"}
+    body = {"name": f"Once {uuid.uuid4()}", "price": 12.5, "qty": 3}
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(
+            pool.map(lambda _: products.post("/products", json=body, headers=key), range(10))
+        )
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.get_data() for a in answers}) == 1
+    assert len({a.headers["Location"] for a in answers}) == 1
+    engine = create_engine_for(service_env["PRODUCT_DATABASE_URL"])
+    assert count(engine, product_table, name=body["name"]) == 1
+    assert_problem(products.post("/products", json={**body, "qty": 4}, headers=key), 422)
+
+
+class CommitThatFails:
+    """The group committer's driver connection, whose commit fails as a lost connection would:
+    after the server committed (its reply lost), or before (the connection cut)."""
+
+    def __init__(self, connection, *, after_commit: bool, lost: type[Exception]) -> None:
+        self._connection = connection
+        self._after_commit = after_commit
+        self._lost = lost
+
+    def __getattr__(self, name):  # noqa: ANN001, ANN204 - a proxy
+        return getattr(self._connection, name)
+
+    def commit(self) -> None:
+        if self._after_commit:
+            self._connection.commit()
+        else:
+            self._connection.rollback()
+        raise self._lost("Lost connection to server during query")
+
+
+@pytest.mark.parametrize("committed", [True, False], ids=["reply-lost", "cut-before"])
+def test_an_unknown_outcome_is_said_and_the_retry_tells_it(database_urls, committed):
+    engine = create_engine_for(database_urls["order"])
+    new_orders = GroupCommittedOrders(engine, lists=NoLists())
+    product_id = 700_000 + uuid.uuid4().int % 100_000
+    fields = {"productId": product_id, "qty": 1, "totalPrice": 10, "status": "PENDING"}
+    key = IdempotencyKey("alice", f"unknown-{uuid.uuid4()}", "fingerprint")
+    new_orders.add(fields)  # the committer's connection is open now
+    driver = new_orders._driver  # noqa: SLF001 - the fault is injected into its connection
+    lost = engine.dialect.loaded_dbapi.OperationalError
+    driver._connection = CommitThatFails(driver._connection, after_commit=committed, lost=lost)
+    with pytest.raises(OutcomeUnknown):
+        new_orders.add(fields, key)
+    assert count(engine, orders, productId=product_id) == (2 if committed else 1)
+    retried = new_orders.add(fields, key)  # a fresh connection: the failed one was dropped
+    assert count(engine, orders, productId=product_id) == 2  # made once, either way
+    assert exact_json.dumps(new_orders.add(fields, key)) == exact_json.dumps(retried)
+    with pytest.raises(KeyReused):
+        new_orders.add(fields, IdempotencyKey("alice", key.key, "another body"))
+
+
+class NoLists:
+    def invalidate(self, product_ids) -> None:  # noqa: ANN001
+        list(product_ids)
+
+
+def test_expired_keys_are_forgotten_and_pruned(database_urls):
+    engine = create_engine_for(database_urls["order"])
+    key = IdempotencyKey(f"scope-{uuid.uuid4()}", "k", "fingerprint")
+    with engine.begin() as connection:
+        IdempotencyRecords(connection, idempotency_keys, ttl_s=3600).record(key, 201, "{}", None)
+    with engine.begin() as connection:
+        assert IdempotencyRecords(connection, idempotency_keys, 3600).earlier_answer(key) == "{}"
+    threading.Event().wait(1.1)
+    with engine.begin() as connection:  # a time to live of 1 s has passed: a new request
+        assert IdempotencyRecords(connection, idempotency_keys, 1).earlier_answer(key) is None
+    with engine.begin() as connection:
+        IdempotencyRecords(connection, idempotency_keys, 3600).record(key, 201, "{}", None)
+    threading.Event().wait(1.1)
+    assert KeyPruner(engine, idempotency_keys, ttl_s=1).prune_once() >= 1
+    assert count(engine, idempotency_keys, scope=key.scope) == 0
+
+
+def test_an_unknown_outcome_is_a_503_of_its_own_type(stack):
+    with stack.order.test_request_context():
+        answer = edge.handle_exception(OutcomeUnknown("the database did not answer within 10 s"))
+    assert answer.status_code == 503 and int(answer.headers["Retry-After"]) >= 1
+    problem = json.loads(answer.get_data())
+    assert problem["type"] == "urn:order-product:problem:outcome-unknown"
+    assert "same Idempotency-Key" in problem["detail"]
