@@ -150,23 +150,32 @@ def test_a_repeated_product_gets_its_first_answer(stack, service_env):
 
 
 class CommitThatFails:
-    """The group committer's driver connection, whose commit fails as a lost connection would:
-    after the server committed (its reply lost), or before (the connection cut)."""
+    """The group committer's driver connection, whose commit fails as a lost connection's does:
+    after the server committed (the reply lost: injected), or before. On MariaDB the latter is
+    real: the connection is killed from another session, then the driver's own commit fails."""
 
-    def __init__(self, connection, *, after_commit: bool, lost: type[Exception]) -> None:
+    def __init__(self, connection, engine, *, after_commit: bool) -> None:  # noqa: ANN001
         self._connection = connection
+        self._engine = engine
         self._after_commit = after_commit
-        self._lost = lost
 
     def __getattr__(self, name):  # noqa: ANN001, ANN204 - a proxy
         return getattr(self._connection, name)
 
     def commit(self) -> None:
+        lost = self._engine.dialect.loaded_dbapi.OperationalError
         if self._after_commit:
             self._connection.commit()
-        else:
-            self._connection.rollback()
-        raise self._lost("Lost connection to server during query")
+            raise lost(2013, "Lost connection to server during query")
+        if self._engine.dialect.name == "mysql":
+            with self._connection.cursor() as cursor:
+                cursor.execute("SELECT CONNECTION_ID()")
+                (connection_id,) = cursor.fetchone()
+            with self._engine.connect() as admin:
+                admin.exec_driver_sql(f"KILL CONNECTION {int(connection_id)}")
+            self._connection.commit()  # the driver's own error
+        self._connection.rollback()
+        raise lost("the connection was cut before the commit")
 
 
 @pytest.mark.parametrize("committed", [True, False], ids=["reply-lost", "cut-before"])
@@ -178,8 +187,7 @@ def test_an_unknown_outcome_is_said_and_the_retry_tells_it(database_urls, commit
     key = IdempotencyKey("alice", f"unknown-{uuid.uuid4()}", "fingerprint")
     new_orders.add(fields)  # the committer's connection is open now
     driver = new_orders._driver  # noqa: SLF001 - the fault is injected into its connection
-    lost = engine.dialect.loaded_dbapi.OperationalError
-    driver._connection = CommitThatFails(driver._connection, after_commit=committed, lost=lost)
+    driver._connection = CommitThatFails(driver._connection, engine, after_commit=committed)
     with pytest.raises(OutcomeUnknown):
         new_orders.add(fields, key)
     assert count(engine, orders, productId=product_id) == (2 if committed else 1)
