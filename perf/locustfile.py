@@ -114,7 +114,9 @@ class Shopper(HttpUser):
             headers=AUTHORIZATION,
         )
         self.client.get(
-            f"/products/{created['id']}/with-orders", name="GET /products/{id}/with-orders"
+            f"/products/{created['id']}/with-orders",
+            name="GET /products/{id}/with-orders",
+            headers=AUTHORIZATION,
         )
 
 

@@ -4,11 +4,11 @@ small ports."""
 import datetime
 import decimal
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, Self
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any, NoReturn, Protocol, Self
 
 from service_kit import exact_json
-from service_kit.errors import DependencyUnavailable, NotFound
+from service_kit.errors import Conflict, DependencyUnavailable, NotFound, PreconditionFailed
 from service_kit.idempotency import AnsweredMeanwhile, IdempotencyKey
 from service_kit.messaging.consumer import each
 from service_kit.messaging.events import Event
@@ -22,9 +22,13 @@ class ProductRepository(Protocol):
     def add(self, fields: dict[str, Any]) -> Product: ...
     def get(self, product_id: int) -> Product | None: ...
     def page_after(self, after: int, limit: int) -> list[Product]: ...
-    def replace(self, product_id: int, fields: dict[str, Any]) -> Product | None: ...
-    def remove(self, product_id: int) -> bool: ...
+    def replace(
+        self, product_id: int, fields: dict[str, Any], versions: Collection[int] | None
+    ) -> Product | None: ...
+    def remove(self, product_id: int, versions: Collection[int] | None) -> bool: ...
+    def adjust_stock(self, product_id: int, delta: int) -> Product | None: ...
     def lock_stock(self, product_ids: Iterable[int]) -> dict[int, int]: ...
+    def locked(self, product_ids: Iterable[int]) -> list[Product]: ...
     def set_stock(self, changes: Mapping[int, tuple[int, int]]) -> None: ...
 
 
@@ -127,24 +131,69 @@ class ProductService:
         return {"items": items, "nextAfter": next_after}
 
     def update(
-        self, product_id: int, *, name: str, price: decimal.Decimal | int, qty: int
+        self,
+        product_id: int,
+        *,
+        name: str,
+        price: decimal.Decimal | int,
+        qty: int,
+        versions: Collection[int] | None,
     ) -> Product:
+        """Replaces the product if it is at one of `versions` (None: whatever its version)."""
         with self._unit_of_work() as uow:
             product = uow.products.replace(
-                product_id, {"name": name, "price": _cents(price), "qty": qty}
+                product_id, {"name": name, "price": _cents(price), "qty": qty}, versions
             )
             if product is None:
-                raise NotFound(f"product {product_id} does not exist")
+                self._missing_or_changed(uow, product_id)
             uow.emit("product.updated", product)
-        self._cache.set(cache_key(product_id), product, self._ttl_s)
+        self._refresh_cache({product_id})
         return product
 
-    def delete(self, product_id: int) -> None:
+    def delete(self, product_id: int, *, versions: Collection[int] | None = None) -> None:
         with self._unit_of_work() as uow:
-            if not uow.products.remove(product_id):
-                raise NotFound(f"product {product_id} does not exist")
+            if not uow.products.remove(product_id, versions):
+                self._missing_or_changed(uow, product_id)
             uow.emit("product.deleted", {"id": product_id})
         self._cache.delete(cache_key(product_id))
+
+    def adjust_stock(
+        self,
+        product_id: int,
+        *,
+        delta: int,
+        reason: str,
+        idempotency: IdempotencyKey | None = None,
+    ) -> Product:
+        """Adds `delta` units to the stock as it is now (the worker's reservations take theirs
+        under the same row lock), never below 0; a key answered before gets that answer."""
+        try:
+            with self._unit_of_work() as uow:
+                if idempotency and (first := uow.answers.earlier_answer(idempotency)):
+                    return exact_json.loads(first)
+                product = uow.products.adjust_stock(product_id, delta)
+                if product is None:
+                    if uow.products.get(product_id) is None:
+                        raise NotFound(f"product {product_id} does not exist")
+                    raise Conflict(f"taking {-delta} would leave product {product_id} below 0")
+                uow.emit("product.updated", product)
+                if idempotency:
+                    uow.answers.record(idempotency, 200, exact_json.dumps(product), None)
+        except AnsweredMeanwhile:
+            with self._unit_of_work() as uow:
+                return exact_json.loads(uow.answers.earlier_answer(idempotency))
+        _log.info("stock of product %s adjusted by %+d: %s", product_id, delta, reason)
+        self._refresh_cache({product_id})
+        return product
+
+    @staticmethod
+    def _missing_or_changed(uow: UnitOfWork, product_id: int) -> NoReturn:
+        product = uow.products.get(product_id)
+        if product is None:
+            raise NotFound(f"product {product_id} does not exist")
+        raise PreconditionFailed(
+            f'product {product_id} is at version "{product["version"]}", not the one sent'
+        )
 
     def with_orders(self, product_id: int, *, limit: int) -> dict[str, Any]:
         """The BFF view: the product always, its orders when order-service answers."""
@@ -180,16 +229,17 @@ class ProductService:
             self._refresh_cache(set(changed))
 
     def _refresh_cache(self, product_ids: set[int]) -> None:
-        """Invalidate, then warm with the committed rows (a GET right after sees the new stock)."""
+        """Invalidate, then warm with the committed rows (a GET right after sees the new stock).
+        The rows stay locked while they are written to the cache: two writers of one product
+        (the worker's reservations, a restock) then warm it in the order they read it, and the
+        newest stays."""
         self._cache.delete(*(cache_key(product_id) for product_id in product_ids))
         with self._unit_of_work() as uow:
-            fresh = [uow.products.get(product_id) for product_id in product_ids]
-        for product in fresh:
-            if product is not None:
+            for product in uow.products.locked(product_ids):
                 self._cache.set(cache_key(product["id"]), product, self._ttl_s)
 
 
-_PRODUCT_FIELDS = {"id", "name", "price", "qty", "createdAt", "updatedAt"}
+_PRODUCT_FIELDS = {"id", "name", "price", "qty", "version", "createdAt", "updatedAt"}
 
 
 def _product_from_cache(cached: Any) -> Product | None:

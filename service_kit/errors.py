@@ -30,6 +30,14 @@ class Forbidden(ServiceError):
     """The caller is known but not allowed this operation."""
 
 
+class PreconditionFailed(ServiceError):
+    """The resource is not at the version the request was based on."""
+
+
+class PreconditionRequired(ServiceError):
+    """The request must say which version it is based on."""
+
+
 class DependencyUnavailable(ServiceError):
     """A service or server this one needs did not answer in time; retrying later may work."""
 

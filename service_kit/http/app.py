@@ -56,7 +56,7 @@ def create_service_app(
         spec_file,
         resolver=Resolver(
             function_resolver=lambda operation_id: auth.guarded(
-                _given_idempotency_key(getattr(handlers, operation_id)), scopes[operation_id]
+                _given_headers(getattr(handlers, operation_id)), scopes[operation_id]
             )
         ),
         strict_validation=True,
@@ -76,16 +76,25 @@ def create_service_app(
     return app
 
 
-def _given_idempotency_key(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """A handler that names `idempotency_key` gets the request's Idempotency-Key header, which
-    Connexion has validated but, being a header, does not pass (the fast path passes it)."""
-    if "idempotency_key" not in inspect.signature(handler).parameters:
+# Headers a handler may name as parameters: Connexion validates them against the spec but, being
+# headers, does not pass them (the fast path passes what it takes).
+_HEADER_PARAMETERS = {"idempotency_key": idempotency.HEADER, "if_match": "If-Match"}
+
+
+def _given_headers(handler: Callable[..., Any]) -> Callable[..., Any]:
+    wanted = {
+        name: header
+        for name, header in _HEADER_PARAMETERS.items()
+        if name in inspect.signature(handler).parameters
+    }
+    if not wanted:
         return handler
 
     @functools.wraps(handler)
     def call(**arguments: Any) -> Any:
-        if "idempotency_key" not in arguments:
-            arguments["idempotency_key"] = flask.request.headers.get(idempotency.HEADER)
+        for name, header in wanted.items():
+            if name not in arguments:
+                arguments[name] = flask.request.headers.get(header)
         return handler(**arguments)
 
     return call

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from service_kit import errors, exact_json, request_id
-from service_kit.http import outgoing
+from service_kit.http import conditional, outgoing
 from service_kit.http.answers import Answer, answer_parts
 
 JSON = "application/json"
@@ -44,11 +44,35 @@ class Edge:
         rid = request_id.accept_or_generate(environ.get("HTTP_X_REQUEST_ID"))
         request_id.bind(rid)
         outgoing.forward_credentials(environ.get("HTTP_AUTHORIZATION"))
+        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+        if if_none_match and environ["REQUEST_METHOD"] in ("GET", "HEAD"):
+            return self._conditional(environ, start_response, rid, if_none_match)
 
         def start_with_request_id(status: str, headers: list, exc_info: Any = None) -> Any:
             return start_response(status, _final_headers(status, headers, rid), exc_info)
 
         return self._app(environ, start_with_request_id)
+
+    def _conditional(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], rid: str, tags: str
+    ) -> Any:
+        """A GET whose representation the client holds already: 304, its ETag, no body."""
+        not_modified = False
+
+        def start(status: str, headers: list, exc_info: Any = None) -> Any:
+            nonlocal not_modified
+            current = next((v for k, v in headers if k.lower() == "etag"), None)
+            if status.startswith("200") and current and not conditional.none_match(tags, current):
+                not_modified = True
+                status, headers = "304 NOT MODIFIED", [("ETag", current)]
+            return start_response(status, _final_headers(status, headers, rid), exc_info)
+
+        body = self._app(environ, start)
+        if not not_modified:
+            return body
+        if hasattr(body, "close"):
+            body.close()
+        return []
 
 
 _REPLACED = frozenset({request_id.HEADER.lower()})
@@ -93,6 +117,8 @@ _STATUS_OF = {
     errors.Forbidden: (403, "Forbidden"),
     errors.NotFound: (404, "Not Found"),
     errors.Conflict: (409, "Conflict"),
+    errors.PreconditionFailed: (412, "Precondition Failed"),
+    errors.PreconditionRequired: (428, "Precondition Required"),
     errors.Unprocessable: (422, "Unprocessable Content"),
     errors.DependencyUnavailable: (503, "Service Unavailable"),
     errors.OutcomeUnknown: (503, "Outcome Unknown"),

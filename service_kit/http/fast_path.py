@@ -23,6 +23,7 @@ The answers are the edge's (service_kit/http/edge.py), as on the pipeline: the r
 written the same way, problem+json errors, the operation's response validator.
 tests/integration/test_fast_path.py checks that both paths answer alike, byte for byte."""
 
+import dataclasses
 import io
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -42,6 +43,7 @@ from service_kit.http.request_validation import compile_body_schema, schema_keyw
 StartResponse = Callable[..., Any]
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 _PATH_INTEGER_KEYWORDS = {"type", "minimum", "maximum"}  # what fastjsonschema checks exactly
+_HEADER_STRING_KEYWORDS = {"type", "minLength", "maxLength", "pattern"}
 _IDEMPOTENCY_KEY = "HTTP_" + idempotency.HEADER.upper().replace("-", "_")
 
 
@@ -58,8 +60,9 @@ class FastRoute:
     accepts_path: dict[str, Callable[[Any], Any]]  # path parameter → its compiled schema
     response_validator: Any | None
     scopes: frozenset[str] | None  # what the operation's security asks for; None: public
-    # The Idempotency-Key header's compiled schema, if the operation takes one.
-    accepts_idempotency_key: Callable[[Any], Any] | None = None
+    # The WSGI environ key of each header the operation declares with a string schema, and
+    # that schema compiled (checked when the header is sent).
+    accepts_headers: dict[str, Callable[[Any], Any]] = dataclasses.field(default_factory=dict)
 
 
 def fast_routes(api: AbstractAPI, operation_ids: Sequence[str]) -> list[FastRoute]:
@@ -87,7 +90,7 @@ def fast_routes(api: AbstractAPI, operation_ids: Sequence[str]) -> list[FastRout
             validator_map=api.validator_map,
             strict_validation=api.strict_validation,
         )
-        accepts_body, accepts_path, accepts_key = _inputs(method.upper(), path, operation)
+        accepts_body, accepts_path, accepts_headers = _inputs(method.upper(), path, operation)
         routes.append(
             FastRoute(
                 method=method.upper(),
@@ -99,7 +102,7 @@ def fast_routes(api: AbstractAPI, operation_ids: Sequence[str]) -> list[FastRout
                 scopes=auth.required_scopes(
                     api.specification["paths"][path][method], api.specification
                 ),
-                accepts_idempotency_key=accepts_key,
+                accepts_headers=accepts_headers,
             )
         )
     return routes
@@ -108,9 +111,9 @@ def fast_routes(api: AbstractAPI, operation_ids: Sequence[str]) -> list[FastRout
 def _inputs(
     method: str, path: str, operation: AbstractOperation
 ) -> tuple[
-    Callable[[Any], Any] | None, dict[str, Callable[[Any], Any]], Callable[[Any], Any] | None
+    Callable[[Any], Any] | None, dict[str, Callable[[Any], Any]], dict[str, Callable[[Any], Any]]
 ]:
-    """(the body's compiled schema, each path parameter's, the Idempotency-Key's), or
+    """(the body's compiled schema, each path parameter's, each header's), or
     FastPathUnsuitable saying why the operation is not of a kind the fast path serves."""
 
     def unsuitable(reason: str) -> FastPathUnsuitable:
@@ -118,16 +121,13 @@ def _inputs(
 
     if operation.get_mimetype() != edge.JSON:
         raise unsuitable(f"it answers {operation.get_mimetype()}, not {edge.JSON}")
-    path_parameters = {}
-    accepts_key = None
+    path_parameters, headers = {}, {}
     for parameter in operation.parameters:
         schema, where, name = parameter.get("schema", {}), parameter.get("in"), parameter["name"]
-        if where == "header" and schema == {"type": "string"}:
-            continue
-        if where == "header" and name == idempotency.HEADER and schema.get("type") == "string":
-            if set(schema) - {"type", "minLength", "maxLength", "pattern"}:
-                raise unsuitable(f"header {name} needs more than length and pattern")
-            accepts_key = fastjsonschema.compile(schema)
+        if where == "header" and schema.get("type") == "string":
+            if set(schema) - _HEADER_STRING_KEYWORDS:
+                raise unsuitable(f"header {name} needs more than a length and a pattern")
+            headers["HTTP_" + name.upper().replace("-", "_")] = fastjsonschema.compile(schema)
             continue
         if where != "path" or method != "GET" or schema.get("type") != "integer":
             raise unsuitable(f"parameter {name} in {where} is not a plain header or GET path id")
@@ -137,7 +137,7 @@ def _inputs(
     if method == "GET":
         if not path_parameters or operation.body_schema:
             raise unsuitable("a GET is served with integer path parameters only")
-        return None, path_parameters, accepts_key
+        return None, path_parameters, headers
     if method != "POST" or "{" in path or operation.consumes != [edge.JSON]:
         raise unsuitable("only GETs by id and POSTs of a JSON body to a fixed path qualify")
     body_schema = operation.body_schema
@@ -148,7 +148,7 @@ def _inputs(
     accepts_body = compile_body_schema(body_schema)
     if accepts_body is None:
         raise unsuitable("its body schema needs decimal arithmetic (multipleOf)")
-    return accepts_body, {}, accepts_key
+    return accepts_body, {}, headers
 
 
 def _path_pattern(path: str) -> re.Pattern[str]:
@@ -194,11 +194,11 @@ class FastPath:
         except ServiceError as exc:
             return edge.handle_exception(exc)(environ, start_response)
         try:
-            if route.accepts_idempotency_key is not None:
-                key = environ.get(_IDEMPOTENCY_KEY)
-                if key is not None:
-                    route.accepts_idempotency_key(key)
-                arguments["idempotency_key"] = key
+            for header, accepts in route.accepts_headers.items():
+                if header in environ:
+                    accepts(environ[header])
+            if _IDEMPOTENCY_KEY in route.accepts_headers:
+                arguments["idempotency_key"] = environ.get(_IDEMPOTENCY_KEY)
             for name, accepts in route.accepts_path.items():
                 accepts(arguments[name])
             if route.accepts_body is not None:

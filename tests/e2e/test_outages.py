@@ -85,7 +85,9 @@ def test_reads_survive_a_cache_outage(stack, proxies):
     for _ in range(20):
         response = products.get(location)
         assert response.status_code == 200 and response.json() == product
-    updated = products.put(location, json={"name": "Cached", "price": 3, "qty": 5})
+    updated = products.put(
+        location, json={"name": "Cached", "price": 3, "qty": 5}, headers={"If-Match": "*"}
+    )
     assert updated.status_code == 200  # writes too; the stale entry is not served afterwards
     proxies["cache"].restore()
     fresh, _ = eventually(lambda: products.get(location).json()["price"] == 3, within_s=10)

@@ -106,7 +106,12 @@ def test_seed_flow(stack, products, orders):
     assert view.json()["orders"] == {"available": True, "items": listed["items"]}
     assert view.json()["product"]["qty"] == 48
 
-    updated = products.put(location, json={"name": "Laptop Demo", "price": 1400, "qty": 48})
+    current = products.get(location).headers["ETag"]  # the version this edit is based on
+    updated = products.put(
+        location,
+        json={"name": "Laptop Demo", "price": 1400, "qty": 48},
+        headers={"If-Match": current},
+    )
     assert updated.status_code == 200 and updated.json()["price"] == 1400
     assert products.get(location).json()["price"] == 1400
     assert products.delete(location).status_code == 204
@@ -137,6 +142,19 @@ def test_order_of_unknown_product_asks_product_service(stack, orders):
     assert "rid=e2e-unk" in stack.log_of("product")  # the request id went along
 
 
+def settled_statuses(orders: httpx.Client, product_id: int) -> dict[str, int] | None:
+    """How many of the product's orders are in each status, once none is PENDING."""
+    counts: dict[str, int] = {}
+    before = None
+    while True:
+        query = {"limit": 100} if before is None else {"limit": 100, "before": before}
+        page = orders.get(f"/orders/product/{product_id}", params=query).json()
+        for item in page["items"]:
+            counts[item["status"]] = counts.get(item["status"], 0) + 1
+        if (before := page["nextBefore"]) is None:
+            return counts if "PENDING" not in counts else None
+
+
 def test_concurrent_orders_never_oversell(stack, products, orders):
     product = products.post("/products", json={"name": "Scarce", "price": 10, "qty": 50}).json()
 
@@ -148,22 +166,43 @@ def test_concurrent_orders_never_oversell(stack, products, orders):
         statuses = list(pool.map(order_one, range(200)))
     assert statuses == [201] * 200
 
-    def settled() -> dict[str, int] | None:
-        counts: dict[str, int] = {}
-        before = None
-        while True:
-            query = {"limit": 100} if before is None else {"limit": 100, "before": before}
-            page = orders.get(f"/orders/product/{product['id']}", params=query).json()
-            for item in page["items"]:
-                counts[item["status"]] = counts.get(item["status"], 0) + 1
-            before = page["nextBefore"]
-            if before is None:
-                break
-        return counts if "PENDING" not in counts else None
-
-    counts, _ = eventually(settled, within_s=30)
+    counts, _ = eventually(lambda: settled_statuses(orders, product["id"]), within_s=30)
     assert counts == {"CONFIRMED": 50, "REJECTED": 150}
     assert products.get(f"/products/{product['id']}").json()["qty"] == 0
+
+
+def test_restocks_race_with_orders_and_no_unit_is_lost(stack, products, orders):
+    product = products.post("/products", json={"name": "Restocked", "price": 10, "qty": 50})
+    first_tag, product = product.headers["ETag"], product.json()
+    url = f"/products/{product['id']}"
+
+    def order_one(_: int) -> int:
+        with stack.client("order", timeout=30) as client:
+            body = {"productId": product["id"], "qty": 1}
+            return client.post("/orders", json=body).status_code
+
+    def restock(n: int) -> int:
+        with stack.client("product", timeout=30) as client:
+            key = {"Idempotency-Key": f"restock-{product['id']}-{n}"}
+            body = {"delta": 10, "reason": f"delivery {n}"}
+            return client.post(f"{url}/stock-adjustments", json=body, headers=key).status_code
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        placed = pool.map(order_one, range(200))
+        restocked = pool.map(restock, range(20))
+        placed, restocked = list(placed), list(restocked)
+    assert set(placed) <= {201, 409} and restocked == [200] * 20
+
+    counts, _ = eventually(lambda: settled_statuses(orders, product["id"]), within_s=60)
+    assert sum(counts.values()) == placed.count(201)
+    final = products.get(url).json()
+    assert final["qty"] == 50 + 20 * 10 - counts.get("CONFIRMED", 0) >= 0
+    # Every reservation and restock made a new version: a write based on the first is stale.
+    stale = products.put(
+        url, json={"name": "x", "price": 1, "qty": 1000}, headers={"If-Match": first_tag}
+    )
+    _problem(stale, 412)
+    assert products.get(url).json()["qty"] == final["qty"]
 
 
 def test_fifty_concurrent_orders_with_one_key_make_one_order(stack, products, orders):

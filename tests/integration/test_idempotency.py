@@ -99,7 +99,9 @@ def test_a_repeat_after_its_order_took_the_stock_still_gets_its_order(stack, ser
     first = stack.order.test_client().post("/orders", json=body, headers=key)
     # The stock is gone now (as order-service learns it from product-service).
     stack.product.test_client().put(
-        f"/products/{product['id']}", json={"name": "x", "price": 10, "qty": 0}
+        f"/products/{product['id']}",
+        json={"name": "x", "price": 10, "qty": 0},
+        headers={"If-Match": "*"},
     )
     plain_repeat = stack.order.test_client().post("/orders", json=body)
     assert plain_repeat.status_code in (201, 409)  # the known stock may not have caught up

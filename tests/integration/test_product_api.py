@@ -63,15 +63,65 @@ def test_list_pages_by_ascending_id(products):
 def test_update_replaces_fields_and_404_when_missing(products):
     created = new_product(products)
     response = products.put(
-        f"/products/{created['id']}", json={"name": "Renamed", "price": 1450.5, "qty": 40}
+        f"/products/{created['id']}",
+        json={"name": "Renamed", "price": 1450.5, "qty": 40},
+        headers={"If-Match": '"1"'},
     )
     assert response.status_code == 200
     updated = response.get_json()
     assert (updated["name"], updated["price"], updated["qty"]) == ("Renamed", 1450.5, 40)
     assert updated["createdAt"] == created["createdAt"]
     assert updated["updatedAt"] >= created["updatedAt"]
-    missing = products.put("/products/2147483647", json={"name": "x", "price": 1, "qty": 1})
+    missing = products.put(
+        "/products/2147483647", json={"name": "x", "price": 1, "qty": 1}, headers={"If-Match": "*"}
+    )
     assert_problem(missing, 404)
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "pipeline"])
+def test_every_answer_with_a_product_carries_its_version_as_etag(service_env, fast_path):
+    products = build_stack(service_env, fast_path=fast_path).product.test_client()
+    created = products.post("/products", json={"name": "Tagged", "price": 3, "qty": 4})
+    assert created.headers["ETag"] == '"1"' and created.get_json()["version"] == 1
+    url = f"/products/{created.get_json()['id']}"
+    assert products.get(url).headers["ETag"] == '"1"'
+    held = products.get(url, headers={"If-None-Match": '"1"', "X-Request-ID": "held"})
+    assert held.status_code == 304 and held.data == b""
+    assert held.headers["ETag"] == '"1"' and held.headers["X-Request-ID"] == "held"
+    assert "Content-Type" not in held.headers
+    assert products.get(url, headers={"If-None-Match": 'W/"7", "1"'}).status_code == 304
+    assert products.get(url, headers={"If-None-Match": '"7"'}).status_code == 200
+
+
+def test_a_put_must_be_based_on_the_current_version(products):
+    product = new_product(products, qty=10)
+    url, body = f"/products/{product['id']}", {"name": "Edited", "price": 5, "qty": 10}
+    required = products.put(url, json=body)
+    assert "If-Match" in assert_problem(required, 428)["detail"]
+    assert_problem(products.put(url, json=body, headers={"If-Match": '"2"'}), 412)
+    assert_problem(products.put(url, json=body, headers={"If-Match": 'W/"1"'}), 412)  # strong
+    first = products.put(url, json=body, headers={"If-Match": '"1"'})
+    assert first.status_code == 200 and first.headers["ETag"] == '"2"'
+    assert_problem(products.put(url, json=body, headers={"If-Match": '"1"'}), 412)  # lost update
+    assert products.put(url, json=body, headers={"If-Match": '"5", "2"'}).status_code == 200
+    assert_problem(products.delete(url, headers={"If-Match": '"2"'}), 412)
+    assert products.delete(url, headers={"If-Match": '"3"'}).status_code == 204
+
+
+def test_stock_adjustments_add_and_take_units(products):
+    product = new_product(products, qty=5)
+    url = f"/products/{product['id']}/stock-adjustments"
+    key = {"Idempotency-Key": f"restock-{product['id']}"}
+    added = products.post(url, json={"delta": 10, "reason": "restock"}, headers=key)
+    assert added.status_code == 200 and added.get_json()["qty"] == 15
+    assert added.headers["ETag"] == '"2"'
+    again = products.post(url, json={"delta": 10, "reason": "restock"}, headers=key)
+    assert again.get_data() == added.get_data()  # replayed: still 15
+    assert products.get(f"/products/{product['id']}").get_json()["qty"] == 15
+    assert_problem(products.post(url, json={"delta": -16, "reason": "more than there is"}), 409)
+    assert_problem(products.post(url, json={"delta": 0, "reason": "nothing"}), 400)
+    missing = "/products/2147483647/stock-adjustments"
+    assert_problem(products.post(missing, json={"delta": 1, "reason": "x"}), 404)
 
 
 def test_delete_then_get_is_404(products):

@@ -14,7 +14,13 @@ from product_service.repository import ProductUnitOfWork
 from product_service.repository import event_tables as product_events
 from product_service.service import ProductService, cache_key
 from service_kit import exact_json
-from service_kit.errors import Conflict, DependencyUnavailable, NotFound, Unprocessable
+from service_kit.errors import (
+    Conflict,
+    DependencyUnavailable,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
 from service_kit.messaging.events import new_event
 from service_kit.storage.cache import open_cache
 from service_kit.storage.db import create_engine_for
@@ -173,13 +179,18 @@ def test_product_lifecycle_is_announced_and_cached(engines, cache):
     product = products.create(name="Laptop Demo", price=decimal.Decimal("1500"), qty=50)
     # The cache holds the product as its JSON; reads give it back with its types.
     assert cache.get(cache_key(product["id"])) == as_json(product)
+    with pytest.raises(PreconditionFailed):  # based on a version it is not at
+        products.update(product["id"], name="x", price=1, qty=1, versions={2})
     updated = products.update(
-        product["id"], name="Laptop", price=decimal.Decimal("1450.50"), qty=40
+        product["id"], name="Laptop", price=decimal.Decimal("1450.50"), qty=40, versions={1}
     )
+    assert updated["version"] == 2
     assert cache.get(cache_key(product["id"])) == as_json(updated)
     assert products.get(product["id"]) == updated
     assert products.list_page(after=0, limit=1) == {"items": [updated], "nextAfter": product["id"]}
-    products.delete(product["id"])
+    with pytest.raises(PreconditionFailed):
+        products.delete(product["id"], versions={1})
+    products.delete(product["id"], versions={2})
     assert cache.get(cache_key(product["id"])) is None
     with pytest.raises(NotFound):
         products.get(product["id"])
@@ -233,3 +244,18 @@ def test_order_created_is_logged_once_with_its_request_id(engines, cache, caplog
     lines = [r for r in caplog.records if "order.created order=5 " in r.getMessage()]
     assert len(lines) == 1
     assert lines[0].getMessage() == "order.created order=5 product=1 qty=2 totalPrice=2"
+
+
+def test_stock_adjustments_are_relative_and_never_go_below_zero(engines, cache):
+    products = product_service(engines, cache)
+    product = products.create(name="Pens", price=2, qty=5)
+    added = products.adjust_stock(product["id"], delta=10, reason="restock")
+    assert (added["qty"], added["version"]) == (15, 2)
+    assert products.get(product["id"]) == added  # the cache was refreshed
+    with pytest.raises(Conflict):
+        products.adjust_stock(product["id"], delta=-16, reason="too many")
+    assert products.adjust_stock(product["id"], delta=-15, reason="all")["qty"] == 0
+    with pytest.raises(NotFound):
+        products.adjust_stock(10**6, delta=1, reason="nothing there")
+    types = [e.type for e in outbox_of(engines["product"], product_events)]
+    assert types == ["product.created", "product.updated", "product.updated"]

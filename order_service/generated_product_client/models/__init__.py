@@ -11,6 +11,7 @@ from .product_input import ProductInput
 from .product_page import ProductPage
 from .product_with_orders import ProductWithOrders
 from .product_with_orders_orders import ProductWithOrdersOrders
+from .stock_adjustment import StockAdjustment
 
 __all__ = (
     "Health",
@@ -24,4 +25,5 @@ __all__ = (
     "ProductPage",
     "ProductWithOrders",
     "ProductWithOrdersOrders",
+    "StockAdjustment",
 )

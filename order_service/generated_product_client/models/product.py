@@ -17,6 +17,7 @@ class Product:
         name (str):  Example: Laptop Demo.
         price (float):  Example: 1500.
         qty (int):  Example: 50.
+        version (int): grows with every change of the product, its stock included; the ETag is "<version>" Example: 1.
         created_at (datetime.datetime):  Example: 2026-11-21T10:00:00.000000Z.
         updated_at (datetime.datetime):  Example: 2026-11-21T10:00:00.000000Z.
     """
@@ -25,6 +26,7 @@ class Product:
     name: str
     price: float
     qty: int
+    version: int
     created_at: datetime.datetime
     updated_at: datetime.datetime
 
@@ -36,6 +38,8 @@ class Product:
         price = self.price
 
         qty = self.qty
+
+        version = self.version
 
         created_at = self.created_at.isoformat()
 
@@ -49,6 +53,7 @@ class Product:
                 "name": name,
                 "price": price,
                 "qty": qty,
+                "version": version,
                 "createdAt": created_at,
                 "updatedAt": updated_at,
             }
@@ -67,6 +72,8 @@ class Product:
 
         qty = d.pop("qty")
 
+        version = d.pop("version")
+
         created_at = datetime.datetime.fromisoformat(d.pop("createdAt"))
 
         updated_at = datetime.datetime.fromisoformat(d.pop("updatedAt"))
@@ -76,6 +83,7 @@ class Product:
             name=name,
             price=price,
             qty=qty,
+            version=version,
             created_at=created_at,
             updated_at=updated_at,
         )

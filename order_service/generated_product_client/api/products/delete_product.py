@@ -13,9 +13,13 @@ from ...types import UNSET, Response, Unset
 def _get_kwargs(
     id: int,
     *,
+    if_match: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(if_match, Unset):
+        headers["If-Match"] = if_match
+
     if not isinstance(x_request_id, Unset):
         headers["X-Request-ID"] = x_request_id
 
@@ -57,6 +61,11 @@ def _parse_response(
 
         return response_404
 
+    if response.status_code == 412:
+        response_412 = Problem.from_dict(response.json())
+
+        return response_412
+
     if response.status_code == 503:
         response_503 = Problem.from_dict(response.json())
 
@@ -83,12 +92,14 @@ def sync_detailed(
     id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Any | Problem]:
     """Delete a product
 
     Args:
         id (int):
+        if_match (str | Unset):
         x_request_id (str | Unset):
 
     Raises:
@@ -101,6 +112,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         id=id,
+        if_match=if_match,
         x_request_id=x_request_id,
     )
 
@@ -115,12 +127,14 @@ def sync(
     id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Any | Problem | None:
     """Delete a product
 
     Args:
         id (int):
+        if_match (str | Unset):
         x_request_id (str | Unset):
 
     Raises:
@@ -134,6 +148,7 @@ def sync(
     return sync_detailed(
         id=id,
         client=client,
+        if_match=if_match,
         x_request_id=x_request_id,
     ).parsed
 
@@ -142,12 +157,14 @@ async def asyncio_detailed(
     id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Any | Problem]:
     """Delete a product
 
     Args:
         id (int):
+        if_match (str | Unset):
         x_request_id (str | Unset):
 
     Raises:
@@ -160,6 +177,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         id=id,
+        if_match=if_match,
         x_request_id=x_request_id,
     )
 
@@ -172,12 +190,14 @@ async def asyncio(
     id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Any | Problem | None:
     """Delete a product
 
     Args:
         id (int):
+        if_match (str | Unset):
         x_request_id (str | Unset):
 
     Raises:
@@ -192,6 +212,7 @@ async def asyncio(
         await asyncio_detailed(
             id=id,
             client=client,
+            if_match=if_match,
             x_request_id=x_request_id,
         )
     ).parsed

@@ -1,5 +1,5 @@
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -14,9 +14,13 @@ from ...types import UNSET, Response, Unset
 def _get_kwargs(
     id: int,
     *,
+    if_none_match: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(if_none_match, Unset):
+        headers["If-None-Match"] = if_none_match
+
     if not isinstance(x_request_id, Unset):
         headers["X-Request-ID"] = x_request_id
 
@@ -33,11 +37,15 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Problem | Product | None:
+) -> Any | Problem | Product | None:
     if response.status_code == 200:
         response_200 = Product.from_dict(response.json())
 
         return response_200
+
+    if response.status_code == 304:
+        response_304 = cast(Any, None)
+        return response_304
 
     if response.status_code == 400:
         response_400 = Problem.from_dict(response.json())
@@ -62,7 +70,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Problem | Product]:
+) -> Response[Any | Problem | Product]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -75,12 +83,14 @@ def sync_detailed(
     id: int,
     *,
     client: AuthenticatedClient | Client,
+    if_none_match: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
-) -> Response[Problem | Product]:
+) -> Response[Any | Problem | Product]:
     """Get a product
 
     Args:
         id (int):
+        if_none_match (str | Unset):
         x_request_id (str | Unset):
 
     Raises:
@@ -88,11 +98,12 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | Product]
+        Response[Any | Problem | Product]
     """
 
     kwargs = _get_kwargs(
         id=id,
+        if_none_match=if_none_match,
         x_request_id=x_request_id,
     )
 
@@ -107,12 +118,14 @@ def sync(
     id: int,
     *,
     client: AuthenticatedClient | Client,
+    if_none_match: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
-) -> Problem | Product | None:
+) -> Any | Problem | Product | None:
     """Get a product
 
     Args:
         id (int):
+        if_none_match (str | Unset):
         x_request_id (str | Unset):
 
     Raises:
@@ -120,12 +133,13 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | Product
+        Any | Problem | Product
     """
 
     return sync_detailed(
         id=id,
         client=client,
+        if_none_match=if_none_match,
         x_request_id=x_request_id,
     ).parsed
 
@@ -134,12 +148,14 @@ async def asyncio_detailed(
     id: int,
     *,
     client: AuthenticatedClient | Client,
+    if_none_match: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
-) -> Response[Problem | Product]:
+) -> Response[Any | Problem | Product]:
     """Get a product
 
     Args:
         id (int):
+        if_none_match (str | Unset):
         x_request_id (str | Unset):
 
     Raises:
@@ -147,11 +163,12 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | Product]
+        Response[Any | Problem | Product]
     """
 
     kwargs = _get_kwargs(
         id=id,
+        if_none_match=if_none_match,
         x_request_id=x_request_id,
     )
 
@@ -164,12 +181,14 @@ async def asyncio(
     id: int,
     *,
     client: AuthenticatedClient | Client,
+    if_none_match: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
-) -> Problem | Product | None:
+) -> Any | Problem | Product | None:
     """Get a product
 
     Args:
         id (int):
+        if_none_match (str | Unset):
         x_request_id (str | Unset):
 
     Raises:
@@ -177,13 +196,14 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | Product
+        Any | Problem | Product
     """
 
     return (
         await asyncio_detailed(
             id=id,
             client=client,
+            if_none_match=if_none_match,
             x_request_id=x_request_id,
         )
     ).parsed

@@ -16,9 +16,13 @@ def _get_kwargs(
     id: int,
     *,
     body: ProductInput,
+    if_match: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(if_match, Unset):
+        headers["If-Match"] = if_match
+
     if not isinstance(x_request_id, Unset):
         headers["X-Request-ID"] = x_request_id
 
@@ -65,6 +69,11 @@ def _parse_response(
 
         return response_404
 
+    if response.status_code == 412:
+        response_412 = Problem.from_dict(response.json())
+
+        return response_412
+
     if response.status_code == 413:
         response_413 = Problem.from_dict(response.json())
 
@@ -74,6 +83,11 @@ def _parse_response(
         response_415 = Problem.from_dict(response.json())
 
         return response_415
+
+    if response.status_code == 428:
+        response_428 = Problem.from_dict(response.json())
+
+        return response_428
 
     if response.status_code == 503:
         response_503 = Problem.from_dict(response.json())
@@ -102,12 +116,14 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: ProductInput,
+    if_match: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Problem | Product]:
-    """Replace a product's name, price and stock
+    """Replace a product's name, price and stock (If-Match required)
 
     Args:
         id (int):
+        if_match (str | Unset):
         x_request_id (str | Unset):
         body (ProductInput):
 
@@ -122,6 +138,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         id=id,
         body=body,
+        if_match=if_match,
         x_request_id=x_request_id,
     )
 
@@ -137,12 +154,14 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: ProductInput,
+    if_match: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Problem | Product | None:
-    """Replace a product's name, price and stock
+    """Replace a product's name, price and stock (If-Match required)
 
     Args:
         id (int):
+        if_match (str | Unset):
         x_request_id (str | Unset):
         body (ProductInput):
 
@@ -158,6 +177,7 @@ def sync(
         id=id,
         client=client,
         body=body,
+        if_match=if_match,
         x_request_id=x_request_id,
     ).parsed
 
@@ -167,12 +187,14 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: ProductInput,
+    if_match: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Response[Problem | Product]:
-    """Replace a product's name, price and stock
+    """Replace a product's name, price and stock (If-Match required)
 
     Args:
         id (int):
+        if_match (str | Unset):
         x_request_id (str | Unset):
         body (ProductInput):
 
@@ -187,6 +209,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         id=id,
         body=body,
+        if_match=if_match,
         x_request_id=x_request_id,
     )
 
@@ -200,12 +223,14 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: ProductInput,
+    if_match: str | Unset = UNSET,
     x_request_id: str | Unset = UNSET,
 ) -> Problem | Product | None:
-    """Replace a product's name, price and stock
+    """Replace a product's name, price and stock (If-Match required)
 
     Args:
         id (int):
+        if_match (str | Unset):
         x_request_id (str | Unset):
         body (ProductInput):
 
@@ -222,6 +247,7 @@ async def asyncio(
             id=id,
             client=client,
             body=body,
+            if_match=if_match,
             x_request_id=x_request_id,
         )
     ).parsed
