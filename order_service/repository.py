@@ -118,8 +118,10 @@ class GroupCommittedOrders:
     committed, the cached order lists of its products are invalidated.
 
     An order sent with an Idempotency-Key is stored with the key's answer, in the same
-    transaction; the batch asks once which of its keys were answered before, and those
-    requests get their first answer instead of a new order (as do repeats within the batch)."""
+    transaction (repeats within the batch get their first's answer). A key answered before
+    makes that INSERT fail (after waiting for the other commit, if it is not in yet): the batch
+    is then committed again, having asked which of its keys have an answer, and those requests
+    get their first answer instead of a new order. A repeat is rare, so a batch asks only then."""
 
     def __init__(
         self,
@@ -155,21 +157,23 @@ class GroupCommittedOrders:
         if self._consecutive_ids is None:
             self._consecutive_ids = multi_row_insert_ids_are_consecutive(self._engine)
         try:
-            return self._commit_once(items)
+            return self._commit_once(items, look_up_keys=False)
         except self._conflict:
-            # A key another process answered meanwhile (its INSERT waited for that commit), or
-            # an expired one not pruned yet: asked again, the batch now sees it.
+            # A key answered before, maybe by another process a moment ago (the INSERT waited
+            # for that commit), or an expired one not pruned yet.
             self._drop_expired_keys([item.idempotency for item in items if item.idempotency])
-            return self._commit_once(items)
+            return self._commit_once(items, look_up_keys=True)
 
-    def _commit_once(self, items: Sequence[_NewOrder]) -> list[Order | BaseException]:
+    def _commit_once(
+        self, items: Sequence[_NewOrder], *, look_up_keys: bool
+    ) -> list[Order | BaseException]:
         now = utc_now()
         results: list[Order | BaseException | None] = [None] * len(items)
         owners: dict[tuple[str, str], int] = {}  # a key → the item of this batch that stores it
         new: list[int] = []
         with self._driver.transaction() as cursor:
             keys = [item.idempotency for item in items if item.idempotency]
-            earlier = self._keys.earlier_answers(cursor, keys) if keys else {}
+            earlier = self._keys.earlier_answers(cursor, keys) if keys and look_up_keys else {}
             for index, item in enumerate(items):
                 key = item.idempotency
                 if key is None:

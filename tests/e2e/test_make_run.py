@@ -2,6 +2,7 @@
 stops every process it started."""
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -39,6 +40,21 @@ def make_run(tmp_path):
         stop(process)
 
 
+NEW = {"name": "From make run", "price": 2, "qty": 3}
+
+
+def make_token(root, scopes: str) -> str:  # noqa: ANN001
+    completed = subprocess.run(
+        ["make", "-s", "token", f"SCOPES={scopes}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return completed.stdout.strip().splitlines()[-1]
+
+
 def test_make_run_serves_both_uis_and_stops_cleanly(make_run):
     process, ports, log = make_run
     started = time.monotonic()
@@ -67,6 +83,16 @@ def test_make_run_serves_both_uis_and_stops_cleanly(make_run):
         assert path.stat().st_mode & 0o777 == expected, path
     assert f"http://127.0.0.1:{ports['PRODUCT_PORT']}/ui" in output
     assert f"http://127.0.0.1:{ports['ORDER_PORT']}/ui" in output
+    # It printed a token with every scope; `make token` prints others, alone on their last line.
+    printed = re.search(r"^(eyJ[\w-]+\.[\w-]+\.[\w-]+)$", output, re.MULTILINE)[1]
+    products = f"http://127.0.0.1:{ports['PRODUCT_PORT']}/products"
+    created = httpx.post(products, json=NEW, headers={"Authorization": f"Bearer {printed}"})
+    assert created.status_code == 201
+    reader = make_token(ROOT, "orders:read")
+    refused = httpx.post(products, json=NEW, headers={"Authorization": f"Bearer {reader}"})
+    assert refused.status_code == 403
+    orders = f"http://127.0.0.1:{ports['ORDER_PORT']}/orders/1"
+    assert httpx.get(orders, headers={"Authorization": f"Bearer {reader}"}).status_code == 404
 
     started_processes = psutil.Process(process.pid).children(recursive=True)
     commands = " ".join(" ".join(p.cmdline()) for p in started_processes)
