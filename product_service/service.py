@@ -96,19 +96,16 @@ class ProductService:
         idempotency: IdempotencyKey | None = None,
     ) -> Product:
         """A new product, or, for a key answered before, the product it was answered with."""
-        try:
-            with self._unit_of_work() as uow:
-                if idempotency and (first := uow.answers.earlier_answer(idempotency)):
-                    return exact_json.loads(first)
-                product = uow.products.add({"name": name, "price": _cents(price), "qty": qty})
-                uow.emit("product.created", product)
-                if idempotency:
-                    location = f"/products/{product['id']}"
-                    uow.answers.record(idempotency, 201, exact_json.dumps(product), location)
-        except AnsweredMeanwhile:
-            with self._unit_of_work() as uow:
-                return exact_json.loads(uow.answers.earlier_answer(idempotency))
-        self._cache.set(cache_key(product["id"]), product, self._ttl_s)
+        fields = {"name": name, "price": _cents(price), "qty": qty}
+
+        def add(uow: UnitOfWork) -> Product:
+            product = uow.products.add(fields)
+            uow.emit("product.created", product)
+            return product
+
+        product, made = self._once(idempotency, 201, add, located=True)
+        if made:
+            self._cache.set(cache_key(product["id"]), product, self._ttl_s)
         return product
 
     def get(self, product_id: int) -> Product:
@@ -167,24 +164,44 @@ class ProductService:
     ) -> Product:
         """Adds `delta` units to the stock as it is now (the worker's reservations take theirs
         under the same row lock), never below 0; a key answered before gets that answer."""
+
+        def adjust(uow: UnitOfWork) -> Product:
+            product = uow.products.adjust_stock(product_id, delta)
+            if product is None:
+                if uow.products.get(product_id) is None:
+                    raise NotFound(f"product {product_id} does not exist")
+                raise Conflict(f"taking {-delta} would leave product {product_id} below 0")
+            uow.emit("product.updated", product)
+            return product
+
+        product, made = self._once(idempotency, 200, adjust, located=False)
+        if made:
+            _log.info("stock of product %s adjusted by %+d: %s", product_id, delta, reason)
+            self._refresh_cache({product_id})
+        return product
+
+    def _once(
+        self,
+        idempotency: IdempotencyKey | None,
+        status: int,
+        change: Callable[[UnitOfWork], Product],
+        *,
+        located: bool,
+    ) -> tuple[Product, bool]:
+        """`change` in a unit of work, its answer stored with the key if there is one; for a
+        key answered before, that answer and nothing changed. (The product, whether it is new.)"""
         try:
             with self._unit_of_work() as uow:
                 if idempotency and (first := uow.answers.earlier_answer(idempotency)):
-                    return exact_json.loads(first)
-                product = uow.products.adjust_stock(product_id, delta)
-                if product is None:
-                    if uow.products.get(product_id) is None:
-                        raise NotFound(f"product {product_id} does not exist")
-                    raise Conflict(f"taking {-delta} would leave product {product_id} below 0")
-                uow.emit("product.updated", product)
+                    return exact_json.loads(first), False
+                product = change(uow)
                 if idempotency:
-                    uow.answers.record(idempotency, 200, exact_json.dumps(product), None)
-        except AnsweredMeanwhile:
+                    location = f"/products/{product['id']}" if located else None
+                    uow.answers.record(idempotency, status, exact_json.dumps(product), location)
+        except AnsweredMeanwhile:  # a concurrent request with the key committed first
             with self._unit_of_work() as uow:
-                return exact_json.loads(uow.answers.earlier_answer(idempotency))
-        _log.info("stock of product %s adjusted by %+d: %s", product_id, delta, reason)
-        self._refresh_cache({product_id})
-        return product
+                return exact_json.loads(uow.answers.earlier_answer(idempotency)), False
+        return product, True
 
     @staticmethod
     def _missing_or_changed(uow: UnitOfWork, product_id: int) -> NoReturn:
