@@ -65,6 +65,8 @@ class RunningStack:
     logs: dict[str, Path]
     processes: dict[str, subprocess.Popen]
     env: dict[str, str]
+    metrics_urls: dict[str, str]  # every process's /metrics, by process name
+
 
     def log_of(self, service: str) -> str:
         return self.logs[service].read_text()
@@ -100,7 +102,7 @@ def running_stack(
 ) -> Iterator[RunningStack]:
     """Both web services and both workers, as `make run` starts them (tests also check every
     response against the spec; benchmarks do not)."""
-    ports = {"product": free_port(), "order": free_port()}
+    ports = {name: free_port() for name in ("product", "order", "product-worker", "order-worker")}
     if "AUTH_JWKS_FILE" not in service_env:  # the stack's own signing key, not var/'s
         write_signing_key(log_dir / "jwks.json")
         service_env = {**service_env, "AUTH_JWKS_FILE": str(log_dir / "jwks.json")}
@@ -109,6 +111,8 @@ def running_stack(
         **service_env,
         "PRODUCT_PORT": str(ports["product"]),
         "ORDER_PORT": str(ports["order"]),
+        "PRODUCT_WORKER_METRICS_PORT": str(ports["product-worker"]),
+        "ORDER_WORKER_METRICS_PORT": str(ports["order-worker"]),
         "PRODUCT_VALIDATE_RESPONSES": "1" if validate_responses else "0",
         "ORDER_VALIDATE_RESPONSES": "1" if validate_responses else "0",
     }
@@ -124,9 +128,12 @@ def running_stack(
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
-        for service, url in urls.items():
-            wait_until_answering(f"{url}/ready", 30, processes[service])
-        yield RunningStack(urls["product"], urls["order"], logs, processes, service_env)
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        for service in ("product", "order"):
+            wait_until_answering(f"{urls[service]}/ready", 30, processes[service])
+        metrics_urls = {name: f"{url}/metrics" for name, url in urls.items()}
+        yield RunningStack(
+            urls["product"], urls["order"], logs, processes, service_env, metrics_urls
+        )
     finally:
         stop(*processes.values())

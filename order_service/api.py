@@ -46,3 +46,6 @@ class OrderApi:
 
     def ready(self) -> Answer:
         return health_checks.readiness(self._readiness_checks)
+
+    def metrics(self) -> Answer:
+        return health_checks.metrics()

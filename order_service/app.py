@@ -10,6 +10,7 @@ from order_service.config import OrderConfig, load_config
 from order_service.service import ProductCatalog
 from service_kit.config import exit_on_config_error
 from service_kit.http.app import create_service_app
+from service_kit.telemetry import tracing
 
 
 def create_app(
@@ -32,5 +33,6 @@ def create_app(
 
 
 def create_wsgi_app() -> flask.Flask:
-    """gunicorn entry point: `order_service.app:create_wsgi_app()`."""
+    """gunicorn entry point: `order_service.app:create_wsgi_app()`, in each worker process."""
+    tracing.configure("order-service")
     return create_app(exit_on_config_error(load_config)).app

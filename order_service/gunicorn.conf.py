@@ -10,10 +10,12 @@ keep_files_private()  # inherited by the web workers
 _config = exit_on_config_error(load_config)
 globals().update(
     web_settings(
+        service="order",
         host=_config.host,
         port=_config.port,
         workers=_config.web_workers,
         log_level=_config.log_level,
+        log_format=_config.log_format,
         access_log=_config.access_log,
         limits=_config.connection_limits,
     )

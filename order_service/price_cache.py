@@ -12,9 +12,18 @@ import time
 from typing import Any, NamedTuple
 
 from order_service.service import ProductCatalog, ProductSnapshot
+from service_kit.telemetry import metrics
 
 _log = logging.getLogger(__name__)
 _MAX_ENTRIES = 100_000
+
+
+# How each request's look-up was answered: known here and fresh, known and stale (refreshed
+# meanwhile), from the shared cache, or a miss asked of product-service.
+_FRESH, _STALE, _SHARED, _MISS = (
+    metrics.cache_lookups.labels("product-knowledge", result)
+    for result in ("fresh", "stale", "shared", "miss")
+)
 
 
 class _Entry(NamedTuple):
@@ -65,11 +74,13 @@ class SwrProductCatalog:
         if entry is not None:
             age = time.monotonic() - entry.known_at
             if age < self._fresh_s:
+                _FRESH.inc()
                 return entry.snapshot
             if age < self._stale_s:
+                _STALE.inc()
                 self._refresh_in_background(product_id)
                 return entry.snapshot
-        return self._load(product_id)
+        return self._load(product_id, counted=True)
 
     def remember(self, product_id: int, snapshot: ProductSnapshot) -> None:
         self._shared.set(_shared_key(product_id), snapshot._asdict(), self._shared_ttl_s)
@@ -79,8 +90,10 @@ class SwrProductCatalog:
         self._shared.delete(_shared_key(product_id))
         self._entries.pop(product_id, None)
 
-    def _load(self, product_id: int) -> ProductSnapshot | None:
+    def _load(self, product_id: int, *, counted: bool = False) -> ProductSnapshot | None:
         snapshot = _snapshot_of(self._shared.get(_shared_key(product_id)))
+        if counted:  # a request's look-up (not a background refresh)
+            (_MISS if snapshot is None else _SHARED).inc()
         if snapshot is None:
             snapshot = self._source.lookup(product_id)  # may raise DependencyUnavailable
             if snapshot is not None:

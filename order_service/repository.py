@@ -39,6 +39,8 @@ from service_kit.storage.idempotency import (
     row_of,
 )
 from service_kit.storage.rows import DriverInsert
+from service_kit.telemetry import metrics, tracing
+from service_kit.telemetry.tracing import Carrier
 
 Order = dict[str, Any]
 
@@ -66,6 +68,7 @@ NEW_ORDER_COLUMNS = ("productId", "qty", "totalPrice", "status", "createdAt")
 class _NewOrder(NamedTuple):
     fields: Mapping[str, Any]
     caused_by: str | None  # the request id
+    trace: Carrier  # the request's trace context
     idempotency: IdempotencyKey | None
 
 
@@ -90,13 +93,14 @@ class SqlOrderRepository:
         query = query.order_by(orders.c.id.desc()).limit(limit)
         return [dict(row._mapping) for row in self._connection.execute(query)]
 
-    def settle(self, order_ids: Sequence[int], status: str, *, from_status: str) -> None:
-        """Move these orders on from `from_status` (orders elsewhere, or missing, stay)."""
-        self._connection.execute(
+    def settle(self, order_ids: Sequence[int], status: str, *, from_status: str) -> int:
+        """Move these orders on from `from_status` (orders elsewhere, or missing, stay); how
+        many moved."""
+        return self._connection.execute(
             update(orders)
             .where(orders.c.id.in_(order_ids), orders.c.status == from_status)
             .values(status=status)
-        )
+        ).rowcount
 
 
 class OrderUnitOfWork(SqlUnitOfWork):
@@ -141,11 +145,13 @@ class GroupCommittedOrders:
         self._conflict = engine.dialect.loaded_dbapi.IntegrityError
         self._consecutive_ids: bool | None = None  # learnt at the first commit
         self._group: GroupCommit[_NewOrder, Order] = GroupCommit(
-            self._commit, after_commit=self._invalidate_lists, linger_s=linger_s
+            self._commit, name="orders", after_commit=self._invalidate_lists, linger_s=linger_s
         )
 
     def add(self, fields: Mapping[str, Any], idempotency: IdempotencyKey | None = None) -> Order:
-        return self._group.submit(_NewOrder(fields, request_id.current(), idempotency))
+        return self._group.submit(
+            _NewOrder(fields, request_id.current(), tracing.current(), idempotency)
+        )
 
     def answered(self, idempotency: IdempotencyKey) -> Order | None:
         with self._engine.begin() as connection:
@@ -193,7 +199,12 @@ class GroupCommittedOrders:
                 for index, order_id, row in zip(new, ids, rows, strict=True):
                     results[index] = {"id": order_id, **row}
                 events = [
-                    new_event("order.created", results[index], caused_by=items[index].caused_by)
+                    new_event(
+                        "order.created",
+                        results[index],
+                        caused_by=items[index].caused_by,
+                        trace=items[index].trace,
+                    )
                     for index in new
                 ]
                 self._insert_events.rows(cursor, [outbox.row_of(event) for event in events])
@@ -208,6 +219,7 @@ class GroupCommittedOrders:
                     for index in owners.values()
                 ]
                 self._keys.record(cursor, answers)
+        metrics.orders_created.inc(len(new))  # committed
         for index, item in enumerate(items):  # repeats within the batch: their first's answer
             if results[index] is None:
                 first = owners[(item.idempotency.scope, item.idempotency.key)]

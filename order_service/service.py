@@ -10,6 +10,7 @@ from service_kit.errors import Conflict, NotFound, Unprocessable
 from service_kit.idempotency import IdempotencyKey
 from service_kit.messaging.consumer import each
 from service_kit.messaging.events import Event
+from service_kit.telemetry import metrics
 
 Order = dict[str, Any]
 PENDING, CONFIRMED, REJECTED = "PENDING", "CONFIRMED", "REJECTED"
@@ -62,7 +63,7 @@ class OrderRepository(Protocol):
     def newest_of_product(
         self, product_id: int, *, before: int | None, limit: int
     ) -> list[Order]: ...
-    def settle(self, order_ids: Sequence[int], status: str, *, from_status: str) -> None: ...
+    def settle(self, order_ids: Sequence[int], status: str, *, from_status: str) -> int: ...
 
 
 class UnitOfWork(Protocol):
@@ -126,6 +127,7 @@ class OrderService:
 
     def of_product(self, product_id: int, *, before: int | None, limit: int) -> dict[str, Any]:
         cached, slot = self._lists.lookup(product_id, before=before, limit=limit)
+        metrics.cache_lookups.labels("order-lists", "miss" if cached is None else "hit").inc()
         if cached is not None:
             _log.debug("orders of product %s from the cache", product_id)
             return cached
@@ -139,11 +141,14 @@ class OrderService:
         """stock.reserved → CONFIRMED, stock.rejected → REJECTED; only from PENDING, so once.
         That condition makes a redelivered result change nothing: no inbox row is needed (it
         cost a SELECT and a row per event)."""
+        moved = {}
         with self._unit_of_work() as uow:
             for status, kind in ((CONFIRMED, "stock.reserved"), (REJECTED, "stock.rejected")):
                 order_ids = [event.data["orderId"] for event in stock_results if event.type == kind]
                 if order_ids:
-                    uow.orders.settle(order_ids, status, from_status=PENDING)
+                    moved[status] = uow.orders.settle(order_ids, status, from_status=PENDING)
+        for status, count in moved.items():  # committed
+            metrics.orders_settled.labels(status).inc(count)
         self._lists.invalidate(event.data["productId"] for event in stock_results)
 
     def log_orders_created(self, orders_created: Sequence[Event]) -> None:

@@ -5,17 +5,16 @@ product.* events."""
 from order_service.bootstrap import bootstrap
 from order_service.config import load_config
 from order_service.repository import event_tables, idempotency_keys
-from service_kit import logs
 from service_kit.config import exit_on_config_error
 from service_kit.process.files import keep_files_private
-from service_kit.process.worker import Task, consumer_task, run_tasks
+from service_kit.process.worker import Task, consumer_task, observe, run_tasks
 
 
 def main() -> None:
     keep_files_private()
     config = exit_on_config_error(load_config)
-    logs.configure(config.log_level)
     service, infrastructure = bootstrap(config)
+    observe("order-service", config, infrastructure.outbox_backlog(event_tables.outbox))
     connect = infrastructure.connect_broker
     tasks: dict[str, Task] = {
         "outbox-relay": infrastructure.relay(event_tables.outbox).run,

@@ -78,6 +78,9 @@ class ProductApi:
     def ready(self) -> Answer:
         return health_checks.readiness(self._readiness_checks)
 
+    def metrics(self) -> Answer:
+        return health_checks.metrics()
+
 
 def _tagged(product: dict[str, Any]) -> Answer:
     return product, 200, {"ETag": etag(product["version"])}

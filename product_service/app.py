@@ -10,6 +10,7 @@ from product_service.config import load_config
 from product_service.service import OrdersSource
 from service_kit.config import ServiceConfig, exit_on_config_error
 from service_kit.http.app import create_service_app
+from service_kit.telemetry import tracing
 
 
 def create_app(
@@ -32,5 +33,6 @@ def create_app(
 
 
 def create_wsgi_app() -> flask.Flask:
-    """gunicorn entry point: `product_service.app:create_wsgi_app()`."""
+    """gunicorn entry point: `product_service.app:create_wsgi_app()`, in each worker process."""
+    tracing.configure("product-service")
     return create_app(exit_on_config_error(load_config)).app

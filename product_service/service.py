@@ -12,6 +12,7 @@ from service_kit.errors import Conflict, DependencyUnavailable, NotFound, Precon
 from service_kit.idempotency import AnsweredMeanwhile, IdempotencyKey
 from service_kit.messaging.consumer import each
 from service_kit.messaging.events import Event
+from service_kit.telemetry import metrics
 
 Product = dict[str, Any]
 Order = dict[str, Any]
@@ -111,8 +112,10 @@ class ProductService:
     def get(self, product_id: int) -> Product:
         cached = _product_from_cache(self._cache.get(cache_key(product_id)))
         if cached is not None:
+            _CACHE_HIT.inc()
             _log.debug("product %s from the cache", product_id)
             return cached
+        _CACHE_MISS.inc()
         with self._unit_of_work() as uow:
             product = uow.products.get(product_id)
         if product is None:
@@ -230,6 +233,7 @@ class ProductService:
             new = uow.first_time(orders_created)
             read = uow.products.lock_stock(event.data["productId"] for event in new)
             stock = dict(read)
+            reserved = 0
             for event in each(new):
                 order = event.data
                 product_id, qty = order["productId"], order["qty"]
@@ -237,11 +241,16 @@ class ProductService:
                 if stock.get(product_id, -1) >= qty:
                     stock[product_id] -= qty
                     uow.emit("stock.reserved", {**outcome, "remaining": stock[product_id]})
+                    _log.debug("order %s: %s of product %s reserved", order["id"], qty, product_id)
+                    reserved += 1
                 else:
                     reason = "insufficient-stock" if product_id in stock else "unknown-product"
                     uow.emit("stock.rejected", {**outcome, "reason": reason})
+                    _log.info("order %s rejected: %s", order["id"], reason)
             changed = {pid: (read[pid], qty) for pid, qty in stock.items() if qty != read[pid]}
             uow.products.set_stock(changed)
+        metrics.stock_reservations.labels("reserved").inc(reserved)
+        metrics.stock_reservations.labels("rejected").inc(len(new) - reserved)
         if changed:
             self._refresh_cache(set(changed))
 
@@ -257,6 +266,10 @@ class ProductService:
 
 
 _PRODUCT_FIELDS = {"id", "name", "price", "qty", "version", "createdAt", "updatedAt"}
+
+
+_CACHE_HIT = metrics.cache_lookups.labels("product", "hit")
+_CACHE_MISS = metrics.cache_lookups.labels("product", "miss")
 
 
 def _product_from_cache(cached: Any) -> Product | None:

@@ -4,10 +4,9 @@ order.created (stock reservations)."""
 from product_service.bootstrap import bootstrap
 from product_service.config import load_config
 from product_service.repository import event_tables, idempotency_keys
-from service_kit import logs
 from service_kit.config import exit_on_config_error
 from service_kit.process.files import keep_files_private
-from service_kit.process.worker import consumer_task, run_tasks
+from service_kit.process.worker import consumer_task, observe, run_tasks
 
 ORDERS_CREATED = "product-service.order-created"
 
@@ -15,8 +14,8 @@ ORDERS_CREATED = "product-service.order-created"
 def main() -> None:
     keep_files_private()
     config = exit_on_config_error(load_config)
-    logs.configure(config.log_level)
     service, infrastructure = bootstrap(config)
+    observe("product-service", config, infrastructure.outbox_backlog(event_tables.outbox))
 
     run_tasks(
         "product-service worker",

@@ -101,6 +101,7 @@ def env_database_url(env: Mapping[str, str], name: str, default: str) -> str:
 
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,8 @@ class ServiceConfig:
     peer_url: str  # <P>_SERVICE_URL, default http://127.0.0.1:<P>_PORT
     peer_timeout_s: float  # <P>_SERVICE_TIMEOUT_MS
     log_level: str  # LOG_LEVEL
+    log_format: str  # LOG_FORMAT: text (a terminal's) or json (a line of JSON per record)
+    worker_metrics_port: int  # <S>_WORKER_METRICS_PORT: the worker's /metrics; 0: none
     validate_responses: bool  # <S>_VALIDATE_RESPONSES=1: check every response against the spec
     access_log: bool  # <S>_ACCESS_LOG=0: no line per request (a share of a web worker's CPU)
     connection_limits: ConnectionLimits
@@ -179,9 +182,13 @@ def load_service_config(
     log_level = (env.get("LOG_LEVEL") or "INFO").upper()
     if log_level not in _LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL={log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+    log_format = (env.get("LOG_FORMAT") or "text").lower()
+    if log_format not in _LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT={log_format!r} is not one of {', '.join(_LOG_FORMATS)}")
+    port = env_int(env, f"{prefix}_PORT", default_port, minimum=1, maximum=65535)
     return ServiceConfig(
         host=env_host(env, f"{prefix}_HOST", "127.0.0.1"),
-        port=env_int(env, f"{prefix}_PORT", default_port, minimum=1, maximum=65535),
+        port=port,
         database_url=env_database_url(
             env, f"{prefix}_DATABASE_URL", f"sqlite:///var/{service.lower()}.db"
         ),
@@ -198,6 +205,10 @@ def load_service_config(
         )
         / 1000,
         log_level=log_level,
+        log_format=log_format,
+        worker_metrics_port=env_int(
+            env, f"{prefix}_WORKER_METRICS_PORT", min(port + 1, 65535), minimum=0, maximum=65535
+        ),
         validate_responses=env_int(env, f"{prefix}_VALIDATE_RESPONSES", 0, minimum=0, maximum=1)
         == 1,
         access_log=env_int(env, f"{prefix}_ACCESS_LOG", 1, minimum=0, maximum=1) == 1,

@@ -3,10 +3,10 @@
 Both services have the same shape: spec → handlers (api.py, a method per operationId, given
 their use cases when the app is wired) → use cases (service.py, free of HTTP, SQL and broker
 code, also through what they import) → adapters. The kit's rooms depend inward only: the
-modules at its top (errors, request ids, exact JSON, configuration, logs) on no room, storage
-on them, messaging on storage, http on neither, process on all; no kit module imports another
-in a cycle, and the kit imports no service. perf/, contract_tests/ and devstack/ do not import
-the tests."""
+modules at its top (errors, request ids, exact JSON, configuration, logs) on no room, telemetry
+on them, storage on telemetry, messaging on storage, http on telemetry, process on all; no kit
+module imports another in a cycle, and the kit imports no service. perf/, contract_tests/ and
+devstack/ do not import the tests."""
 
 import ast
 import inspect
@@ -35,10 +35,11 @@ KIT_CORE = {"errors", "request_id", "exact_json", "config", "logs", "idempotency
 # Which parts of the kit each part may import (besides itself and the core).
 KIT_ROOMS = {
     "core": set(),
-    "storage": set(),
-    "messaging": {"storage"},
-    "http": set(),
-    "process": {"storage", "messaging", "http"},
+    "telemetry": set(),
+    "storage": {"telemetry"},
+    "messaging": {"storage", "telemetry"},
+    "http": {"telemetry"},
+    "process": {"storage", "messaging", "http", "telemetry"},
 }
 
 

@@ -4,7 +4,7 @@ wraps both request paths."""
 
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ def create_service_app(
         options={"swagger_ui": True},
     )
     _repair_swagger_ui_home(flask_app, api)
+    _name_operations(flask_app, api.blueprint.name, scopes)
     pipeline = flask_app.wsgi_app
     if fast_operations:
         routes = fast_routes(api, fast_operations)
@@ -98,6 +99,19 @@ def _given_headers(handler: Callable[..., Any]) -> Callable[..., Any]:
         return handler(**arguments)
 
     return call
+
+
+def _name_operations(flask_app: flask.Flask, blueprint: str, operation_ids: Iterable[str]) -> None:
+    """Each request the pipeline routes to an operation is measured under its operationId
+    (the edge reads it): Connexion names an operation's Flask endpoint after it. Set before
+    validation runs, so a refused request counts for its operation too."""
+    operation_of = {f"{blueprint}.{operation_id}": operation_id for operation_id in operation_ids}
+
+    @flask_app.before_request
+    def name_the_operation() -> None:
+        rule = flask.request.url_rule
+        if rule is not None and rule.endpoint in operation_of:
+            flask.request.environ[edge.OPERATION] = operation_of[rule.endpoint]
 
 
 def _scopes_by_operation(spec: dict[str, Any]) -> dict[str, frozenset[str] | None]:

@@ -8,10 +8,13 @@
   unreachable database, and anything unexpected (a 500 without a stack trace).
 - The handlers' answers (service_kit/http/answers.py) as JSON written exactly
   (service_kit/exact_json.py).
+- Every request counted and timed by operation, and the caller's W3C trace context continued
+  (service_kit/telemetry/).
 - Answers checked against the spec, when response validation is on, by the validator the
   operation itself names (`validator_map["response"]`)."""
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,41 +23,97 @@ import flask
 import werkzeug.exceptions
 from connexion.exceptions import ProblemException
 from connexion.operations import AbstractOperation
+from opentelemetry import trace
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from service_kit import errors, exact_json, request_id
 from service_kit.http import conditional, outgoing
 from service_kit.http.answers import Answer, answer_parts
+from service_kit.telemetry import metrics, tracing
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
+OPERATION = "service_kit.operation"  # the environ key: the operationId serving the request
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _log = logging.getLogger(__name__)
 
 
 class Edge:
-    """Wraps the whole web app: each request's id is bound before anything runs, and echoed
-    on whatever answers it."""
+    """Wraps the whole web app: each request's id and trace context are bound before anything
+    runs, the id is echoed on whatever answers it, and every answer is counted and timed by
+    operation (service_kit/telemetry/metrics.py), whichever path served it."""
 
     def __init__(self, app: WsgiApp) -> None:
         self._app = app
+        self._measures: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        started = time.perf_counter()
         rid = request_id.accept_or_generate(environ.get("HTTP_X_REQUEST_ID"))
         request_id.bind(rid)
         outgoing.forward_credentials(environ.get("HTTP_AUTHORIZATION"))
+        span = self._bind_trace_context(environ)
+        answered: list[str] = []
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-        if if_none_match and environ["REQUEST_METHOD"] in ("GET", "HEAD"):
-            return self._conditional(environ, start_response, rid, if_none_match)
+        try:
+            if if_none_match and environ["REQUEST_METHOD"] in ("GET", "HEAD"):
+                return self._conditional(environ, start_response, rid, if_none_match, answered)
 
-        def start_with_request_id(status: str, headers: list, exc_info: Any = None) -> Any:
-            return start_response(status, _final_headers(status, headers, rid), exc_info)
+            def start_with_request_id(status: str, headers: list, exc_info: Any = None) -> Any:
+                answered.append(status)
+                return start_response(status, _final_headers(status, headers, rid), exc_info)
 
-        return self._app(environ, start_with_request_id)
+            return self._app(environ, start_with_request_id)
+        finally:
+            status = answered[-1][:3] if answered else "500"
+            operation = environ.get(OPERATION, metrics.NO_OPERATION)
+            self._measure(operation, status, time.perf_counter() - started)
+            if span is not None:
+                span.update_name(f"{environ['REQUEST_METHOD']} {operation}")
+                span.set_attribute("http.response.status_code", int(status))
+                if status >= "500":
+                    span.set_status(trace.StatusCode.ERROR)
+                span.end()
+
+    @staticmethod
+    def _bind_trace_context(environ: dict[str, Any]) -> Any:
+        """The caller's trace context, current for the request (a span of its own when spans
+        are recorded); with neither, whatever a former request on this connection left is
+        cleared."""
+        carrier = {}
+        if "HTTP_TRACEPARENT" in environ:
+            carrier[tracing.TRACEPARENT] = environ["HTTP_TRACEPARENT"]
+            if "HTTP_TRACESTATE" in environ:
+                carrier[tracing.TRACESTATE] = environ["HTTP_TRACESTATE"]
+        if tracing.recording():
+            span = tracing.start_server_span(carrier, environ["REQUEST_METHOD"])
+            span.set_attribute("http.request.method", environ["REQUEST_METHOD"])
+            return span
+        if carrier or tracing.ids() is not None:
+            tracing.continue_from(carrier)
+        return None
+
+    def _measure(self, operation: str, status: str, seconds: float) -> None:
+        # The labelled children, looked up once per (operation, status): a look-up by labels
+        # takes a lock and builds a key every time.
+        measures = self._measures.get((operation, status))
+        if measures is None:
+            measures = (
+                metrics.http_requests.labels(operation, status),
+                metrics.http_duration.labels(operation),
+            )
+            self._measures[(operation, status)] = measures
+        measures[0].inc()
+        measures[1].observe(seconds)
 
     def _conditional(
-        self, environ: dict[str, Any], start_response: Callable[..., Any], rid: str, tags: str
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        rid: str,
+        tags: str,
+        answered: list[str],
     ) -> Any:
         """A GET whose representation the client holds already: 304, its ETag, no body."""
         not_modified = False
@@ -65,6 +124,7 @@ class Edge:
             if status.startswith("200") and current and not conditional.none_match(tags, current):
                 not_modified = True
                 status, headers = "304 NOT MODIFIED", [("ETag", current)]
+            answered.append(status)
             return start_response(status, _final_headers(status, headers, rid), exc_info)
 
         body = self._app(environ, start)

@@ -53,6 +53,7 @@ class FastPathUnsuitable(Exception):
 
 @dataclass(frozen=True)
 class FastRoute:
+    operation_id: str
     method: str
     path: str  # the spec's path, e.g. /orders/{id}
     handler: Callable[..., Any]
@@ -93,6 +94,7 @@ def fast_routes(api: AbstractAPI, operation_ids: Sequence[str]) -> list[FastRout
         accepts_body, accepts_path, accepts_headers = _inputs(method.upper(), path, operation)
         routes.append(
             FastRoute(
+                operation_id=operation_id,
                 method=method.upper(),
                 path=api.base_path + path,
                 handler=api.resolver.resolve_function_from_operation_id(operation_id),
@@ -186,6 +188,7 @@ class FastPath:
             route, arguments = self._match_template(method, path)
             if route is None:
                 return self._pipeline(environ, start_response)
+        environ[edge.OPERATION] = route.operation_id
         try:
             if route.scopes is not None:  # as the spec's security says, before anything else
                 caller = self._verifier.caller(environ.get("HTTP_AUTHORIZATION"))

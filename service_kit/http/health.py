@@ -1,9 +1,10 @@
-"""/health and /ready answers, shared by both services."""
+"""/health, /ready and /metrics answers, shared by both services."""
 
 import logging
 from collections.abc import Callable, Mapping
 
 from service_kit.errors import DependencyUnavailable
+from service_kit.telemetry import metrics as telemetry
 
 Check = Callable[[], None]
 _log = logging.getLogger(__name__)
@@ -25,3 +26,9 @@ def readiness(checks: Mapping[str, Check]) -> dict[str, object]:
     if failures:
         raise DependencyUnavailable("not ready: " + ", ".join(failures))
     return {"status": "ok", "checks": {name: "ok" for name in checks}}
+
+
+def metrics() -> tuple[str, int, dict[str, str]]:
+    """Every metric of the service's web workers, as Prometheus reads them."""
+    body, content_type = telemetry.exposition()
+    return body.decode(), 200, {"Content-Type": content_type}

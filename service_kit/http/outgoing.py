@@ -1,6 +1,6 @@
 """Settings for the generated inter-service clients: bounded timeouts, and the current request's
-X-Request-ID and credentials on every outgoing call (the caller's own token: the other service
-then checks what this caller may do there)."""
+X-Request-ID, trace context and credentials on every outgoing call (the caller's own token: the
+other service then checks what this caller may do there)."""
 
 import contextvars
 from collections.abc import Callable
@@ -10,6 +10,7 @@ import httpx
 
 from service_kit import request_id
 from service_kit.errors import DependencyUnavailable
+from service_kit.telemetry import tracing
 
 ResponseT = TypeVar("ResponseT")
 
@@ -31,6 +32,7 @@ def _send_request_context(request: httpx.Request) -> None:
     credentials = _credentials.get()
     if credentials:
         request.headers["Authorization"] = credentials
+    tracing.inject(request.headers)
 
 
 def client_settings(

@@ -100,6 +100,7 @@ class AmqpBroker:
         except pika.exceptions.AMQPError as exc:
             raise BrokerUnavailable(repr(exc)) from exc
         self._in_transaction = False
+        self._depth_channel: Any = None
         self._consuming: str | None = None
         self._buffer: collections.deque[Delivery] = collections.deque()
 
@@ -150,7 +151,11 @@ class AmqpBroker:
     def _on_message(self, _channel, method, properties, body: bytes) -> None:  # noqa: ANN001
         count = (properties.headers or {}).get(_EVENT_COUNT)
         events_carried = count if isinstance(count, int) and count > 0 else 1
-        self._buffer.append(Delivery(body, method.routing_key, method.delivery_tag, events_carried))
+        self._buffer.append(
+            Delivery(
+                body, method.routing_key, method.delivery_tag, events_carried, method.redelivered
+            )
+        )
 
     def settle(
         self, acked: Sequence[Delivery], retried: Sequence[Delivery], dead: Sequence[Delivery]
@@ -165,6 +170,18 @@ class AmqpBroker:
                 self._channel.basic_nack(delivery.tag, requeue=True)
             for delivery in dead:
                 self._channel.basic_reject(delivery.tag, requeue=False)
+        except pika.exceptions.AMQPError as exc:
+            raise BrokerUnavailable(repr(exc)) from exc
+
+    def depth(self, queue: str) -> int | None:
+        # Ready messages, from a passive declaration (it changes nothing) on a channel of its
+        # own: the broker closes the channel of one that names a missing queue.
+        try:
+            if self._depth_channel is None or not self._depth_channel.is_open:
+                self._depth_channel = self._connection.channel()
+            return self._depth_channel.queue_declare(queue, passive=True).method.message_count
+        except pika.exceptions.ChannelClosedByBroker:
+            return None
         except pika.exceptions.AMQPError as exc:
             raise BrokerUnavailable(repr(exc)) from exc
 

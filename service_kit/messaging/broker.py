@@ -20,6 +20,7 @@ class Delivery:
     routing_key: str
     tag: int  # the broker's handle for acknowledging this delivery
     events: int = 1  # how many events the body carries, as its publisher said
+    redelivered: bool = False  # delivered before (and not acked then)
 
 
 class BrokerUnavailable(Exception):
@@ -42,6 +43,10 @@ class Broker(Protocol):
     ) -> None:
         """Ack what was handled, redeliver what failed (dead-lettered after MAX_DELIVERIES),
         dead-letter at once what can never be handled. A delivery is settled as a whole."""
+        ...
+
+    def depth(self, queue: str) -> int | None:
+        """How many messages wait in `queue`; None if there is no such queue."""
         ...
 
     def ping(self) -> None: ...

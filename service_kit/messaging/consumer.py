@@ -5,21 +5,24 @@ of events (openapi/events.yaml): it is acked once all of them are applied, redel
 failed (the others then change nothing the second time), and dead-lettered, after its valid
 events are applied, if one is not a valid event."""
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from service_kit import request_id
+from service_kit import logs, request_id
 from service_kit.messaging.broker import Backoff, Broker, BrokerUnavailable, Delivery, close_quietly
-from service_kit.messaging.events import Event, read_message
+from service_kit.messaging.events import Event, dead_letter_queue, read_message
+from service_kit.telemetry import metrics, tracing
 
 BatchHandler = Callable[[Sequence[Event]], None]
 _log = logging.getLogger(__name__)
 
 
 def handle_deliveries(
-    broker: Broker, deliveries: Sequence[Delivery], handler: BatchHandler
+    broker: Broker, deliveries: Sequence[Delivery], handler: BatchHandler, queue: str = ""
 ) -> None:
     parsed: list[tuple[Delivery, Event]] = []
     poison: list[Delivery] = []
@@ -29,6 +32,7 @@ def handle_deliveries(
         if problems:
             _log.error("dead-lettering a %s message: %s", delivery.routing_key, problems[0])
             poison.append(delivery)
+    spans, parsed = _continued_traces(parsed, queue)
     try:
         handler([event for _, event in parsed])
     except Exception:
@@ -40,6 +44,49 @@ def handle_deliveries(
     retried = [d for d in deliveries if d in failed and d not in dead]
     acked = [d for d in deliveries if d not in failed and d not in dead]
     broker.settle(acked, retried, poison)
+    for span in spans:
+        span.end()
+    _count(queue, len(parsed), acked, retried, poison, [d for d in deliveries if d.redelivered])
+
+
+def _continued_traces(
+    parsed: list[tuple[Delivery, Event]], queue: str
+) -> tuple[list[Any], list[tuple[Delivery, Event]]]:
+    """When spans are recorded: a consumer span for each event, continuing its trace, and the
+    events carrying their span's context instead, so that what their handling causes (events,
+    log lines) follows from it."""
+    if not tracing.recording():
+        return [], parsed
+    spans, continued = [], []
+    for delivery, event in parsed:
+        span = tracing.start_span(
+            f"process {event.type}",
+            event.trace,
+            tracing.SpanKind.CONSUMER,
+            **{"messaging.destination.name": queue, "messaging.message.id": event.id},
+        )
+        spans.append(span)
+        continued.append((delivery, dataclasses.replace(event, trace=tracing.carrier_of(span))))
+    return spans, continued
+
+
+def _count(
+    queue: str,
+    events: int,
+    acked: Sequence[Delivery],
+    retried: Sequence[Delivery],
+    dead: Sequence[Delivery],
+    redelivered: Sequence[Delivery],
+) -> None:
+    metrics.consumer_batch.labels(queue).observe(events)
+    for counter, settled in (
+        (metrics.events_applied, acked),
+        (metrics.events_retried, retried),
+        (metrics.events_dead_lettered, dead),
+        (metrics.events_redelivered, redelivered),
+    ):
+        if settled:
+            counter.labels(queue).inc(_events(settled))
 
 
 def _failed_one_by_one(
@@ -48,7 +95,7 @@ def _failed_one_by_one(
     """The deliveries with an event that failed alone too."""
     failed: set[Delivery] = set()
     for delivery, event in parsed:
-        request_id.bind(event.request_id)
+        _bind(event)
         try:
             handler([event])
         except Exception:
@@ -74,16 +121,20 @@ def consume(
     the speed of the handler, not capped by a fixed wait per batch."""
     broker: Broker | None = None
     backoff = Backoff()
+    depth_told_at = 0.0
     while not stop.is_set():
         try:
             broker = broker or connect()
+            if time.monotonic() - depth_told_at >= QUEUE_DEPTH_EVERY_S:
+                _tell_depths(broker, queue)
+                depth_told_at = time.monotonic()
             deliveries = broker.receive(queue, batch_size, wait_s)
             if deliveries:
                 wanted = batch_size - _events(deliveries)
                 deliveries += _more_within(broker, queue, wanted, linger_s)
             backoff.reset()
             if deliveries:
-                handle_deliveries(broker, deliveries, handler)
+                handle_deliveries(broker, deliveries, handler, queue)
         except (BrokerUnavailable, OSError) as exc:
             # Unacked deliveries come back from the broker: nothing is lost, and the inbox
             # makes their second application a no-op.
@@ -93,6 +144,16 @@ def consume(
             broker = close_quietly(broker)
             stop.wait(backoff.next())
     close_quietly(broker)
+
+
+QUEUE_DEPTH_EVERY_S = 5.0
+
+
+def _tell_depths(broker: Broker, queue: str) -> None:
+    """The messages waiting in the queue and in its dead-letter queue, as the broker says."""
+    for name in (queue, dead_letter_queue(queue)):
+        if (depth := broker.depth(name)) is not None:
+            metrics.queue_messages.labels(name).set(depth)
 
 
 def _more_within(broker: Broker, queue: str, wanted: int, linger_s: float) -> list[Delivery]:
@@ -109,7 +170,15 @@ def _events(deliveries: Sequence[Delivery]) -> int:
 
 
 def each(events: Sequence[Event]) -> Iterator[Event]:
-    """The events of a batch, each with its request id bound for the log lines it causes."""
+    """The events of a batch, each with its request id, id and trace context bound for the log
+    lines and events it causes."""
     for event in events:
-        request_id.bind(event.request_id)
+        _bind(event)
         yield event
+    logs.bind_event(None)
+
+
+def _bind(event: Event) -> None:
+    request_id.bind(event.request_id)
+    logs.bind_event(event.id)
+    tracing.continue_from(event.trace)

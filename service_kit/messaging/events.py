@@ -7,7 +7,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,8 @@ import fastjsonschema
 import yaml
 
 from service_kit import exact_json, request_id
+from service_kit.telemetry import tracing
+from service_kit.telemetry.tracing import Carrier
 
 EXCHANGE = "events"
 DEAD_LETTER_EXCHANGE = "events.dead-letter"
@@ -34,6 +36,9 @@ class Event:
     occurred_at: str
     request_id: str
     data: dict[str, Any]
+    # The W3C trace context of the work that caused it (`traceparent`, `tracestate`): its
+    # consumers continue that trace.
+    trace: Carrier = field(default_factory=dict, compare=False)
 
     def to_json(self) -> str:
         return exact_json.dumps(
@@ -42,20 +47,29 @@ class Event:
                 "type": self.type,
                 "occurredAt": self.occurred_at,
                 "requestId": self.request_id,
+                **self.trace,
                 "data": self.data,
             }
         )
 
 
-def new_event(event_type: str, data: dict[str, Any], *, caused_by: str | None = None) -> Event:
-    """An event caused by request `caused_by`, by default the current request (or the event
-    being handled). `data` may hold Decimals and datetimes: `to_json` writes them exactly."""
+def new_event(
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    caused_by: str | None = None,
+    trace: Carrier | None = None,
+) -> Event:
+    """An event caused by request `caused_by` in trace context `trace`, by default the current
+    request's (or the event's being handled). `data` may hold Decimals and datetimes: `to_json`
+    writes them exactly."""
     return Event(
         id=str(time_ordered_uuid()),
         type=event_type,
         occurred_at=datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z"),
         request_id=caused_by or request_id.current() or request_id.accept_or_generate(None),
         data=data,
+        trace=tracing.current() if trace is None else trace,
     )
 
 
@@ -120,7 +134,11 @@ def _event(document: Any) -> Event:
         occurred_at=document["occurredAt"],
         request_id=document["requestId"],
         data=document["data"],
+        trace={key: document[key] for key in TRACE_CONTEXT if key in document},
     )
+
+
+TRACE_CONTEXT = (tracing.TRACEPARENT, tracing.TRACESTATE)
 
 
 @cache

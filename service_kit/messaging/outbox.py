@@ -7,11 +7,13 @@
   (`InboxPruner`), or the table would grow with every event without end."""
 
 import datetime
+import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    func,
     insert,
     select,
 )
@@ -34,8 +37,9 @@ from service_kit.messaging.broker import (
     OutgoingMessage,
     close_quietly,
 )
-from service_kit.messaging.events import Event
+from service_kit.messaging.events import EXCHANGE, TRACE_CONTEXT, Event
 from service_kit.storage.db import UtcDateTime, utc_now
+from service_kit.telemetry import metrics, tracing
 
 _log = logging.getLogger(__name__)
 
@@ -134,7 +138,11 @@ class OutboxRelay:
             rows = connection.execute(query).all()
         if not rows:
             return 0
+        spans = _publish_spans(rows)
         broker.publish([OutgoingMessage(row.type, row.body.encode(), row.eventId) for row in rows])
+        for span in spans:
+            span.end()
+        metrics.count_each(metrics.events_relayed, (row.type for row in rows))
         # A crash before this delete republishes the batch: consumers de-duplicate by event id.
         with self._engine.begin() as connection:
             connection.execute(
@@ -162,6 +170,56 @@ class OutboxRelay:
                 _log.exception("relay: failed; retrying in %.1fs", backoff.delay)
                 stop.wait(backoff.next())
         close_quietly(broker)
+
+
+def _publish_spans(rows: Sequence[Any]) -> list[Any]:
+    """When spans are recorded: a producer span for each event, in the trace of the work that
+    caused it (the event's envelope says which)."""
+    if not tracing.recording():
+        return []
+    spans = []
+    for row in rows:
+        envelope = json.loads(row.body)
+        carrier = {key: envelope[key] for key in TRACE_CONTEXT if key in envelope}
+        spans.append(
+            tracing.start_span(
+                f"publish {row.type}",
+                carrier,
+                tracing.SpanKind.PRODUCER,
+                **{"messaging.destination.name": EXCHANGE, "messaging.message.id": row.eventId},
+            )
+        )
+    return spans
+
+
+class OutboxBacklog:
+    """The outbox's backlog, read when scraped: its rows, and the age of the oldest event (a
+    relay that stalls shows as an age that grows)."""
+
+    def __init__(self, engine: Engine, outbox: Table) -> None:
+        self._engine = engine
+        self._outbox = outbox
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            with self._engine.connect() as connection:
+                rows = connection.execute(select(func.count()).select_from(self._outbox)).scalar()
+                oldest = connection.execute(
+                    select(self._outbox.c.body).order_by(self._outbox.c.id).limit(1)
+                ).scalar()
+        except Exception as exc:  # a scrape without these beats a failed scrape
+            _log.warning("outbox backlog unknown: %s", exc)
+            return
+        yield GaugeMetricFamily("outbox_backlog_rows", "Events in the outbox", value=rows or 0)
+        age = 0.0
+        if oldest is not None:
+            occurred = datetime.datetime.fromisoformat(json.loads(oldest)["occurredAt"])
+            age = max((utc_now() - occurred).total_seconds(), 0.0)
+        yield GaugeMetricFamily(
+            "outbox_oldest_event_age_seconds",
+            "Age of the oldest event not yet relayed (0: none waiting)",
+            value=age,
+        )
 
 
 class InboxPruner:

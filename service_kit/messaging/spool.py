@@ -64,8 +64,8 @@ class SpoolBroker:
             now = time.time()
             with self._transaction():
                 rows = self._db.execute(
-                    "SELECT id, routing_key, body FROM spool WHERE queue = ? AND visible_at <= ?"
-                    " ORDER BY id LIMIT ?",
+                    "SELECT id, routing_key, body, deliveries FROM spool"
+                    " WHERE queue = ? AND visible_at <= ? ORDER BY id LIMIT ?",
                     (queue, now, max_events),
                 ).fetchall()
                 self._db.executemany(
@@ -73,7 +73,10 @@ class SpoolBroker:
                     [(now + _INVISIBLE_S, row[0]) for row in rows],
                 )
             if rows or time.monotonic() >= deadline:
-                return [Delivery(body, routing_key, tag) for tag, routing_key, body in rows]
+                return [
+                    Delivery(body, routing_key, tag, redelivered=deliveries > 0)
+                    for tag, routing_key, body, deliveries in rows
+                ]
             time.sleep(_POLL_S)
 
     def settle(
@@ -92,6 +95,14 @@ class SpoolBroker:
                 "UPDATE spool SET visible_at = 0, queue = queue || '.dead-letter' WHERE id = ?",
                 [(d.tag,) for d in dead],
             )
+
+    def depth(self, queue: str) -> int | None:
+        try:
+            return self._db.execute(
+                "SELECT COUNT(*) FROM spool WHERE queue = ?", (queue,)
+            ).fetchone()[0]
+        except sqlite3.Error as exc:
+            raise BrokerUnavailable(repr(exc)) from exc
 
     def ping(self) -> None:
         with self._transaction():

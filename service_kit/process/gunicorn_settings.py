@@ -2,12 +2,15 @@
 and worker count, read (and checked) from the environment before any worker starts."""
 
 import gc
+import os
+from pathlib import Path
 from typing import Any
 
 from gunicorn.glogging import Logger
 
 from service_kit.config import ConnectionLimits
 from service_kit.logs import logging_config
+from service_kit.process.files import run_dir
 
 
 class ServiceLogger(Logger):
@@ -41,20 +44,55 @@ def settle_garbage_collector(_worker: Any = None) -> None:
     gc.set_threshold(10_000, 20, 100)
 
 
+# Not imported here: prometheus_client picks its kind of values when it is first imported, and
+# the workers forked from this master must find the folder named before that.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_multiprocess_dir(directory: Path) -> Path:
+    """An empty folder for the workers' metrics (service_kit/telemetry/metrics.py), named in
+    the environment they inherit: files of a former run would be added to this one's."""
+    directory = Path(os.environ.setdefault(MULTIPROCESS_DIR, str(directory.resolve())))
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for former in directory.glob("*.db"):  # only the samples: the folder may be an operator's
+        former.unlink()
+    return directory
+
+
+def forget_process(pid: int) -> None:
+    """A dead worker's live gauges (connections in use) no longer count; its counters stay, as
+    Prometheus expects of counters."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)
+
+
 DEFAULT_LIMITS = ConnectionLimits()
 
 
 def web_settings(
     *,
+    service: str = "service",
     host: str = "127.0.0.1",
     port: int,
     workers: int,
     log_level: str = "INFO",
+    log_format: str = "text",
     access_log: bool = True,
     limits: ConnectionLimits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
+    """The settings of `service`'s gunicorn. As its master starts, before any worker, the
+    workers are given a fresh folder for their metrics (one per service and port, so that two
+    instances on one host never mix theirs)."""
+
+    def prepare_metrics(_arbiter: Any) -> None:
+        prepare_multiprocess_dir(run_dir() / "metrics" / f"{service}-{port}")
+
     def give_connection_limits(_arbiter: Any, worker: Any) -> None:
         worker.connection_limits = limits
+
+    def forget_worker(_arbiter: Any, worker: Any) -> None:
+        forget_process(worker.pid)
 
     return {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
@@ -64,7 +102,9 @@ def web_settings(
         "worker_class": "service_kit.process.gevent_worker.Worker",
         # Past this many connections a worker accepts a new one by closing its longest-idle.
         "worker_connections": limits.connections,
+        "on_starting": prepare_metrics,
         "post_fork": give_connection_limits,
+        "child_exit": forget_worker,
         # With gevent_pywsgi one worker tends to accept most keep-alive connections;
         # SO_REUSEPORT lets the kernel spread them.
         "reuse_port": True,
@@ -75,7 +115,7 @@ def web_settings(
         # gunicorn of that user) would share it. Nothing here uses it.
         "control_socket_disable": True,
         "keepalive": limits.idle_timeout_s,
-        "logconfig_dict": logging_config(log_level),
+        "logconfig_dict": logging_config(log_level, log_format),
         "logger_class": "service_kit.process.gunicorn_settings.ServiceLogger",
         "post_worker_init": settle_garbage_collector,
         "accesslog": "-" if access_log else None,

@@ -10,7 +10,7 @@ from service_kit.config import ServiceConfig
 from service_kit.http.health import Check
 from service_kit.messaging.amqp import AmqpBroker
 from service_kit.messaging.broker import Broker
-from service_kit.messaging.outbox import InboxPruner, OutboxRelay
+from service_kit.messaging.outbox import InboxPruner, OutboxBacklog, OutboxRelay
 from service_kit.messaging.spool import SpoolBroker
 from service_kit.storage.cache import SafeCache, open_cache
 from service_kit.storage.db import create_engine_for, ping
@@ -32,6 +32,9 @@ class Infrastructure:
 
     def relay(self, outbox: Table) -> OutboxRelay:
         return OutboxRelay(self.engine, outbox, self.connect_broker)
+
+    def outbox_backlog(self, outbox: Table) -> OutboxBacklog:
+        return OutboxBacklog(self.engine, outbox)
 
     def inbox_pruner(self, inbox: Table, retention_s: float) -> InboxPruner:
         return InboxPruner(self.engine, inbox, retention_s=retention_s)
@@ -57,7 +60,9 @@ def open_broker(url: str, owner: str | None = None) -> Broker:
 
 def open_infrastructure(config: ServiceConfig, *, namespace: str) -> Infrastructure:
     return Infrastructure(
-        engine=create_engine_for(config.database_url, pool_size=config.db_pool_size),
+        engine=create_engine_for(
+            config.database_url, pool_size=config.db_pool_size, name=namespace
+        ),
         cache=open_cache(config.redis_url, namespace=namespace, file_dir=config.cache_dir),
         connect_broker=lambda: open_broker(config.broker_url, f"{namespace}-service"),
     )

@@ -12,10 +12,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from service_kit import logs
+from service_kit.config import ServiceConfig
 from service_kit.messaging.broker import Broker
 from service_kit.messaging.consumer import consume
 from service_kit.messaging.events import Event
 from service_kit.process.files import run_dir
+from service_kit.telemetry import metrics, tracing
 
 Task = Callable[[threading.Event], None]
 _log = logging.getLogger(__name__)
@@ -27,6 +30,21 @@ def heartbeat_file(name: str) -> Path:
     """Touched while every task of worker `name` runs; its age is the container healthcheck.
     Under var/run, private to the service: not a fixed name in a folder every user can write."""
     return run_dir() / f"{name.replace(' ', '-')}.heartbeat"
+
+
+def observe(service: str, config: ServiceConfig, *collectors: object) -> None:
+    """A worker's logs as configured, its spans exported if configured, and its metrics (with
+    `collectors`, read when scraped) on <S>_WORKER_METRICS_PORT unless that is 0."""
+    logs.configure(config.log_level, config.log_format)
+    tracing.configure(service)
+    for collector in collectors:
+        metrics.register(collector)
+    if config.worker_metrics_port:
+        try:
+            metrics.serve(config.host, config.worker_metrics_port)
+        except OSError as exc:
+            _log.error("%s: metrics port %d: %s", service, config.worker_metrics_port, exc)
+            raise SystemExit(2) from None
 
 
 def consumer_task(

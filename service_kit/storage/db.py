@@ -16,12 +16,16 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from service_kit.errors import DependencyUnavailable, OutcomeUnknown
+from service_kit.telemetry import metrics
 
 
-def create_engine_for(url: str, *, pool_size: int = 10) -> Engine:
+def create_engine_for(url: str, *, pool_size: int = 10, name: str = "default") -> Engine:
+    """An engine for `url`; its pool's connections in use are the metric of pool `name`."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
+        engine = _sqlite_engine(url)
+        _count_connections_in_use(engine, name)
+        return engine
     if "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     engine = create_engine(
@@ -33,7 +37,23 @@ def create_engine_for(url: str, *, pool_size: int = 10) -> Engine:
         connect_args={"connect_timeout": 3, "read_timeout": 10, "write_timeout": 10},
     )
     _ping_when_idle(engine)
+    _count_connections_in_use(engine, name)  # after the ping: a stale connection never counts
     return engine
+
+
+def _count_connections_in_use(engine: Engine, name: str) -> None:
+    in_use = metrics.db_connections_in_use.labels(name)
+
+    @event.listens_for(engine, "checkout")
+    def _taken(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if not record.info.get("counted"):
+            record.info["counted"] = True
+            in_use.inc()
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        if record.info.pop("counted", False):
+            in_use.dec()
 
 
 IDLE_BEFORE_PING_S = 1.0

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from service_kit.errors import OutcomeUnknown
+from service_kit.telemetry import metrics, tracing
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -24,10 +25,11 @@ _log = logging.getLogger(__name__)
 
 
 class _Pending(Generic[Item, Result]):
-    __slots__ = ("item", "result", "error", "done")
+    __slots__ = ("item", "result", "error", "done", "batch_size")
 
     def __init__(self, item: Item) -> None:
         self.item = item
+        self.batch_size = 0
         self.result: Result | None = None
         self.error: BaseException | None = None
         self.done = threading.Event()
@@ -38,12 +40,16 @@ class GroupCommit(Generic[Item, Result]):
         self,
         commit: Callable[[Sequence[Item]], Sequence[Result | BaseException]],
         *,
+        name: str = "writes",
         after_commit: Callable[[Sequence[Result]], None] = lambda results: None,
         max_batch: int = 500,
         wait_s: float = 10.0,
         linger_s: float = 0.0,
     ) -> None:
         self._commit = commit
+        self._name = name  # of its metrics and spans
+        self._batch_sizes = metrics.group_commit_batch.labels(name)
+        self._durations = metrics.group_commit_duration.labels(name)
         self._linger_s = linger_s
         self._after_commit = after_commit
         self._max_batch = max_batch
@@ -57,8 +63,12 @@ class GroupCommit(Generic[Item, Result]):
         for this item."""
         pending: _Pending[Item, Result] = _Pending(item)
         self._ensure_committer()
-        self._queue.put(pending)
-        if not pending.done.wait(self._wait_s):
+        with tracing.span(f"group commit {self._name}") as span:
+            self._queue.put(pending)
+            done = pending.done.wait(self._wait_s)
+            if span is not None:
+                span.set_attribute("group_commit.batch_size", pending.batch_size)
+        if not done:
             # The batch may still commit: only a retry with the same Idempotency-Key can tell.
             raise OutcomeUnknown(f"the database did not answer within {self._wait_s:.0f} s")
         if pending.error is not None:
@@ -99,8 +109,11 @@ class GroupCommit(Generic[Item, Result]):
         return batch
 
     def _commit_batch(self, batch: list[_Pending[Item, Result]]) -> None:
+        self._batch_sizes.observe(len(batch))
+        started = time.perf_counter()
         try:
             results = self._commit([pending.item for pending in batch])
+            self._durations.observe(time.perf_counter() - started)
             for pending, result in zip(batch, results, strict=True):
                 if isinstance(result, BaseException):  # this item's own failure
                     pending.error = result
@@ -116,4 +129,5 @@ class GroupCommit(Generic[Item, Result]):
                 _log.exception("after-commit step failed")
         finally:
             for pending in batch:
+                pending.batch_size = len(batch)
                 pending.done.set()
