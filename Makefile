@@ -10,7 +10,7 @@ PRODUCT_PORT ?= 3000
 ORDER_PORT ?= 4000
 export PRODUCT_PORT ORDER_PORT
 
-.PHONY: run test migrate generate lint format clean bench bench-relay contract browser locust locust-stack lock token
+.PHONY: run test migrate generate lint format clean bench bench-relay contract debian-tools locust locust-stack lock token
 
 # Every package at the version, and with the hashes, of the lock files (make lock refreshes them).
 LOCK := requirements.lock
@@ -48,20 +48,23 @@ SCOPES ?=
 token: $(INSTALLED)
 	@$(BIN)/python -m service_kit.http.dev_tokens --scopes "$(SCOPES)"
 
-test: $(INSTALLED) browser
+test: $(INSTALLED) debian-tools
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-# Debian's Chromium for the Swagger UI browser test (driven by Playwright; no browser download).
-CHROMIUM := /usr/bin/chromium
-browser:
-	@test -x $(CHROMIUM) || { \
+# Debian's packages the tests drive: Chromium for the Swagger UI browser test (through
+# Playwright; no browser download) and Prometheus for the scrape test.
+DEBIAN_TOOLS := /usr/bin/chromium:chromium /usr/bin/prometheus:prometheus
+debian-tools:
+	@missing=$$(for tool in $(DEBIAN_TOOLS); do test -x $${tool%%:*} || echo $${tool##*:}; done); \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian's chromium for the browser test"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "installing Debian's $$missing for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $$missing >/dev/null; \
 	  else \
-	    echo "note: $(CHROMIUM) is missing and cannot be installed here; the browser test will skip"; \
-	  fi; }
+	    echo "note: $$missing cannot be installed here; the tests that need them will skip"; \
+	  fi; fi
 
 # Generated from the specs and committed: the inter-service clients (tests/test_generated_clients.py
 # fails when they differ from a fresh generation) and RabbitMQ's definitions (tests/test_infra.py).

@@ -44,9 +44,60 @@ def variables_read_by_configuration() -> set[str]:
     return env.asked
 
 
+# Their images hold their program only: nothing in them can probe (and nothing waits on them).
+WITHOUT_HEALTHCHECK = {"otel-collector", "jaeger"}
+OBSERVABILITY = {"prometheus", "grafana", "otel-collector", "jaeger"}
+
+
 def test_every_service_has_a_healthcheck():
     for name, service in SERVICES.items():
-        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+        if name not in WITHOUT_HEALTHCHECK:
+            assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+    for name in WITHOUT_HEALTHCHECK:
+        assert not any(name in s.get("depends_on", {}) for s in SERVICES.values()), name
+
+
+def test_observability_is_a_profile_of_its_own():
+    profiled = {name for name, s in SERVICES.items() if s.get("profiles")}
+    assert profiled == OBSERVABILITY
+    assert all(SERVICES[name]["profiles"] == ["observability"] for name in OBSERVABILITY)
+
+
+def test_prometheus_scrapes_every_process_where_it_serves_its_metrics():
+    scrape = yaml.safe_load((ROOT / "infra/prometheus/prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]]
+        for job in scrape["scrape_configs"]
+    }
+    for service, config in (("product", product_config({})), ("order", order_config({}))):
+        assert targets[f"{service}-service"] == [f"{service}-service:{config.port}"]
+        assert targets[f"{service}-worker"] == [f"{service}-worker:{config.worker_metrics_port}"]
+        worker_env = SERVICES[f"{service}-worker"]["environment"]
+        assert worker_env[f"{service.upper()}_HOST"] == "0.0.0.0"  # reachable by Prometheus
+    assert set(targets) == set(OUR_SERVICES)
+
+
+def test_grafana_is_provisioned_with_the_dashboard_and_prometheus():
+    mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in SERVICES["grafana"]["volumes"])
+    assert mounts["./grafana/dashboards"] == "/var/lib/grafana/dashboards"
+    providers = yaml.safe_load(
+        (ROOT / "infra/grafana/provisioning/dashboards/dashboards.yml").read_text()
+    )
+    assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    sources = yaml.safe_load(
+        (ROOT / "infra/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
+    assert sources["datasources"][0]["url"] == "http://prometheus:9090"
+    dashboard = json.loads((ROOT / "infra/grafana/dashboards/order-product.json").read_text())
+    uids = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p["targets"]}
+    assert uids == {sources["datasources"][0]["uid"]}
+
+
+def test_spans_go_to_the_collector_and_on_to_jaeger():
+    collector = yaml.safe_load((ROOT / "infra/otel-collector/config.yaml").read_text())
+    assert collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
+    assert collector["exporters"]["otlp/jaeger"]["endpoint"] == "jaeger:4317"
+    assert "http://otel-collector:4318" in COMPOSE_TEXT  # the endpoint the header tells to set
 
 
 def test_services_wait_for_healthy_dependencies():
@@ -67,7 +118,8 @@ def test_the_web_goes_first_on_a_shared_host():
 def test_environment_variables_are_ones_the_configuration_reads():
     known = variables_read_by_configuration()
     for name in OUR_SERVICES:
-        unknown = set(SERVICES[name]["environment"]) - known
+        # OTEL_* variables are the OpenTelemetry SDK's own (service_kit/telemetry/tracing.py).
+        unknown = set(SERVICES[name]["environment"]) - known - {"OTEL_EXPORTER_OTLP_ENDPOINT"}
         assert not unknown, f"{name} sets variables no configuration reads: {unknown}"
 
 
@@ -131,7 +183,9 @@ def test_mysql_is_durable_unless_dev_tuning_is_chosen():
 
 def test_only_the_two_apis_are_published():
     published = {name for name, service in SERVICES.items() if service.get("ports")}
-    assert published == {"product-service", "order-service"}
+    assert published - OBSERVABILITY == {"product-service", "order-service"}
+    for name in published & OBSERVABILITY:  # the observability UIs: on this host only
+        assert all(port.startswith("127.0.0.1:") for port in SERVICES[name]["ports"]), name
 
 
 COMPOSE_TEXT = (ROOT / "infra/docker-compose.yml").read_text()
@@ -144,7 +198,11 @@ def test_every_secret_comes_from_the_generated_env_file():
     # Compose interpolates ${NAME:?…} from infra/.env; no password is written in infra/.
     used = set(re.findall(r"\$\{([A-Z_]+):\?run make infra/\.env\}", COMPOSE_TEXT))
     assert used == GENERATED_PASSWORDS
-    assert not re.findall(r"\$\{(?![A-Z_]+:\?run make infra/\.env\})", COMPOSE_TEXT)
+    # The one other: where spans go, unset unless the operator says (no password).
+    optional = "${OTEL_EXPORTER_OTLP_ENDPOINT:-}"
+    assert not re.findall(
+        r"\$\{(?![A-Z_]+:\?run make infra/\.env\})", COMPOSE_TEXT.replace(optional, "")
+    )
     urls = re.findall(r"\w+(?:\+\w+)?://(?:\$\{[^}]*\}|[^\s\"'$])+", COMPOSE_TEXT)
     with_credentials = [url for url in urls if "@" in url]
     assert len(with_credentials) == 6  # a database, Redis and broker URL per service

@@ -119,6 +119,8 @@ def consume(
     applied in bigger batches cost the workers, RabbitMQ and the database much less each (each
     hop of an event then takes up to `linger_s` more at low load), while a backlog is applied at
     the speed of the handler, not capped by a fixed wait per batch."""
+    for counter in _COUNTERS:  # each at 0 from the start: a rate needs the series to exist
+        counter.labels(queue)
     broker: Broker | None = None
     backoff = Backoff()
     depth_told_at = 0.0
@@ -147,6 +149,12 @@ def consume(
 
 
 QUEUE_DEPTH_EVERY_S = 5.0
+_COUNTERS = (
+    metrics.events_applied,
+    metrics.events_retried,
+    metrics.events_dead_lettered,
+    metrics.events_redelivered,
+)
 
 
 def _tell_depths(broker: Broker, queue: str) -> None:
@@ -175,7 +183,8 @@ def each(events: Sequence[Event]) -> Iterator[Event]:
     for event in events:
         _bind(event)
         yield event
-    logs.bind_event(None)
+    logs.bind_event(None)  # what follows (the batch's commit, its cache) is no one event's
+    tracing.continue_from({})
 
 
 def _bind(event: Event) -> None:

@@ -6,10 +6,12 @@ serve fails the start."""
 import flask
 import pytest
 from connexion.apis.flask_api import FlaskApi
+from prometheus_client import REGISTRY
 
 from order_service import app as order_app
 from product_service import app as product_app
 from service_kit.http.fast_path import FastPathUnsuitable
+from service_kit.telemetry import metrics
 from tests.helpers import assert_problem
 from tests.integration.stack import build_stack, new_product
 
@@ -200,3 +202,34 @@ def test_an_operation_the_fast_path_cannot_serve_fails_the_start(
     monkeypatch.setattr(app, "FAST_OPERATIONS", (*app.FAST_OPERATIONS, operation_id))
     with pytest.raises(FastPathUnsuitable, match=reason):
         build_stack(service_env)
+
+
+def _answered(operation: str, status: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "http_server_requests_total", {"operation": operation, "status": status}
+    )
+    return value or 0.0
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_the_edge_measures_every_answer_on_either_path(service_env, fast_path, pipeline_requests):
+    stack = build_stack(service_env, fast_path=fast_path)
+    product = new_product(stack.product.test_client())
+    orders = stack.order.test_client()
+    before = {status: _answered("create_order", status) for status in ("201", "400", "401", "422")}
+    well_formed = {"productId": product["id"], "qty": 1}
+    pipeline_before = len(pipeline_requests)
+    assert orders.post("/orders", json=well_formed).status_code == 201
+    served_by_pipeline = len(pipeline_requests) - pipeline_before
+    assert orders.post("/orders", json={"qty": 0}).status_code == 400
+    assert (
+        orders.post("/orders", json=well_formed, headers={"Authorization": ""}).status_code == 401
+    )
+    assert orders.post("/orders", json={"productId": 10**9, "qty": 1}).status_code == 422
+    for status in before:
+        assert _answered("create_order", status) - before[status] == 1, status
+    # (without the fast path, order-service's look-up of the product takes the pipeline too)
+    assert (served_by_pipeline == 0) is fast_path
+    unknown = _answered(metrics.NO_OPERATION, "404")
+    assert orders.get("/nowhere").status_code == 404
+    assert _answered(metrics.NO_OPERATION, "404") == unknown + 1
