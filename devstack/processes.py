@@ -67,7 +67,6 @@ class RunningStack:
     env: dict[str, str]
     metrics_urls: dict[str, str]  # every process's /metrics, by process name
 
-
     def log_of(self, service: str) -> str:
         return self.logs[service].read_text()
 

@@ -90,8 +90,7 @@ class Edge:
             span = tracing.start_server_span(carrier, environ["REQUEST_METHOD"])
             span.set_attribute("http.request.method", environ["REQUEST_METHOD"])
             return span
-        if carrier or tracing.ids() is not None:
-            tracing.continue_from(carrier)
+        tracing.continue_from(carrier)
         return None
 
     def _measure(self, operation: str, status: str, seconds: float) -> None:

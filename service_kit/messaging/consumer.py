@@ -22,7 +22,7 @@ _log = logging.getLogger(__name__)
 
 
 def handle_deliveries(
-    broker: Broker, deliveries: Sequence[Delivery], handler: BatchHandler, queue: str = ""
+    broker: Broker, deliveries: Sequence[Delivery], handler: BatchHandler, queue: str
 ) -> None:
     parsed: list[tuple[Delivery, Event]] = []
     poison: list[Delivery] = []
@@ -46,7 +46,8 @@ def handle_deliveries(
     broker.settle(acked, retried, poison)
     for span in spans:
         span.end()
-    _count(queue, len(parsed), acked, retried, poison, [d for d in deliveries if d.redelivered])
+    applied = sum(1 for delivery, _ in parsed if delivery not in failed and delivery not in dead)
+    _count(queue, len(parsed), applied, retried, poison, [d for d in deliveries if d.redelivered])
 
 
 def _continued_traces(
@@ -73,14 +74,15 @@ def _continued_traces(
 def _count(
     queue: str,
     events: int,
-    acked: Sequence[Delivery],
+    applied: int,
     retried: Sequence[Delivery],
     dead: Sequence[Delivery],
     redelivered: Sequence[Delivery],
 ) -> None:
     metrics.consumer_batch.labels(queue).observe(events)
+    if applied:
+        metrics.events_applied.labels(queue).inc(applied)
     for counter, settled in (
-        (metrics.events_applied, acked),
         (metrics.events_retried, retried),
         (metrics.events_dead_lettered, dead),
         (metrics.events_redelivered, redelivered),

@@ -73,7 +73,8 @@ def continue_from(carrier: Carrier) -> None:
     """Make the carrier's context the current one of this request, event or greenlet, so that
     its log lines, outgoing calls and events carry it. Left in place: the next request or event
     handled here replaces it."""
-    context.attach(context_of(carrier))
+    if TRACEPARENT in carrier or trace.get_current_span().get_span_context().is_valid:
+        context.attach(context_of(carrier))
 
 
 def current() -> dict[str, str]:
