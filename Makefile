@@ -39,6 +39,7 @@ migrate: $(INSTALLED)
 run: migrate
 	@echo "product-service  http://127.0.0.1:$(PRODUCT_PORT)  (Swagger UI: http://127.0.0.1:$(PRODUCT_PORT)/ui)"
 	@echo "order-service    http://127.0.0.1:$(ORDER_PORT)  (Swagger UI: http://127.0.0.1:$(ORDER_PORT)/ui)"
+	@echo "metrics          http://127.0.0.1:$(PRODUCT_PORT)/metrics, http://127.0.0.1:$(ORDER_PORT)/metrics (workers: port + 1)"
 	@echo "a token with every scope, for 24 h (make token prints another):"
 	@$(BIN)/python -m service_kit.http.dev_tokens
 	$(BIN)/honcho start --procfile Procfile --no-colour

@@ -17,9 +17,13 @@ from devstack.processes import ROOT, free_port, stop, wait_until_answering
 @pytest.fixture
 def make_run(tmp_path):
     ports = {"PRODUCT_PORT": free_port(), "ORDER_PORT": free_port()}
+    worker_ports = {
+        "PRODUCT_WORKER_METRICS_PORT": free_port(),
+        "ORDER_WORKER_METRICS_PORT": free_port(),
+    }
     env = {
         **os.environ,
-        **{name: str(port) for name, port in ports.items()},
+        **{name: str(port) for name, port in {**ports, **worker_ports}.items()},
         "PRODUCT_DATABASE_URL": f"sqlite:///{tmp_path}/product.db",
         "ORDER_DATABASE_URL": f"sqlite:///{tmp_path}/order.db",
         "BROKER_URL": f"sqlite:///{tmp_path}/events.db",
@@ -35,7 +39,7 @@ def make_run(tmp_path):
         start_new_session=True,
     )
     try:
-        yield process, ports, tmp_path / "make-run.log"
+        yield process, ports, worker_ports, tmp_path / "make-run.log"
     finally:
         stop(process)
 
@@ -56,7 +60,7 @@ def make_token(root, scopes: str) -> str:  # noqa: ANN001
 
 
 def test_make_run_serves_both_uis_and_stops_cleanly(make_run):
-    process, ports, log = make_run
+    process, ports, worker_ports, log = make_run
     started = time.monotonic()
     for port in ports.values():
         wait_until_answering(
@@ -88,6 +92,11 @@ def test_make_run_serves_both_uis_and_stops_cleanly(make_run):
     products = f"http://127.0.0.1:{ports['PRODUCT_PORT']}/products"
     created = httpx.post(products, json=NEW, headers={"Authorization": f"Bearer {printed}"})
     assert created.status_code == 201
+    # Every process's metrics, the web's adding up its workers: that one product, once.
+    metrics = httpx.get(f"http://127.0.0.1:{ports['PRODUCT_PORT']}/metrics").text
+    assert 'http_server_requests_total{operation="create_product",status="201"} 1.0' in metrics
+    for port in worker_ports.values():
+        assert "outbox_backlog_rows" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
     reader = make_token(ROOT, "orders:read")
     refused = httpx.post(products, json=NEW, headers={"Authorization": f"Bearer {reader}"})
     assert refused.status_code == 403
