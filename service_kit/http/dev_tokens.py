@@ -11,6 +11,7 @@ that provider, and this tool says it has no key to sign with."""
 
 import argparse
 import base64
+import functools
 import json
 import os
 import secrets
@@ -48,8 +49,8 @@ def write_signing_key(path: Path) -> None:
         json.dump({"keys": [key]}, jwks)
 
 
-def every_scope() -> list[str]:
-    """Every scope the specs' operations ask for."""
+@functools.cache  # the specs do not change while a process runs; parsing them takes a while
+def _scopes_of_the_specs() -> tuple[str, ...]:
     scopes: set[str] = set()
     for spec_file in sorted(SPEC_DIR.glob("*.yaml")):
         spec = yaml.safe_load(spec_file.read_text())
@@ -57,7 +58,12 @@ def every_scope() -> list[str]:
             for operation in methods.values():
                 if isinstance(operation, dict) and "operationId" in operation:
                     scopes |= required_scopes(operation, spec) or set()
-    return sorted(scopes)
+    return tuple(sorted(scopes))
+
+
+def every_scope() -> list[str]:
+    """Every scope the specs' operations ask for."""
+    return list(_scopes_of_the_specs())
 
 
 def mint(

@@ -34,7 +34,10 @@ def heartbeat_file(name: str) -> Path:
 
 def observe(service: str, config: ServiceConfig, *collectors: object) -> None:
     """A worker's logs as configured, its spans exported if configured, and its metrics (with
-    `collectors`, read when scraped) on <S>_WORKER_METRICS_PORT unless that is 0."""
+    `collectors`, read when scraped) on <S>_WORKER_METRICS_PORT unless that is 0. First of all
+    its CPU priority: the threads these start (the metrics server, the span exporter) inherit
+    it."""
+    _lower_priority(config.worker_nice)
     logs.configure(config.log_level, config.log_format)
     tracing.configure(service)
     for collector in collectors:
