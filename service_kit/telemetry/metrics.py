@@ -29,6 +29,7 @@ disable_created_metrics()  # a `_created` series beside every counter: noise for
 # Requests, per operation of the specs (RED); `(other)`: no operation (an unknown route, the
 # specs' own documents, Swagger UI).
 NO_OPERATION = "(other)"
+_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)  # writes per commit, events per batch
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 http_requests = Counter(
     "http_server_requests",
@@ -47,7 +48,7 @@ group_commit_batch = Histogram(
     "group_commit_batch_size",
     "Writes committed together in one transaction by a group commit",
     ["name"],
-    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+    buckets=_SIZE_BUCKETS,
 )
 group_commit_duration = Histogram(
     "group_commit_duration_seconds",
@@ -75,7 +76,7 @@ consumer_batch = Histogram(
     "consumer_batch_size_events",
     "Events handed to a consumer's handler at once, by queue",
     ["queue"],
-    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+    buckets=_SIZE_BUCKETS,
 )
 events_applied = Counter(
     "consumer_events_applied", "Events applied and acknowledged, by queue", ["queue"]
