@@ -17,7 +17,7 @@ def main() -> None:
     observe("order-service", config, infrastructure.outbox_backlog(event_tables.outbox))
     connect = infrastructure.connect_broker
     tasks: dict[str, Task] = {
-        "outbox-relay": infrastructure.relay(event_tables.outbox).run,
+        "outbox-relay": infrastructure.relay(event_tables).run,
         "inbox-pruner": infrastructure.inbox_pruner(
             event_tables.inbox, config.inbox_retention_s
         ).run,

@@ -19,7 +19,7 @@ import pymysql
 
 from order_service.repository import event_tables
 from service_kit.messaging.events import new_event, read_message
-from service_kit.messaging.outbox import RELAY_BATCH_SIZE, OutboxRelay
+from service_kit.messaging.outbox import RELAY_BATCH_SIZE, OutboxRelay, RelayLease
 from service_kit.process.infrastructure import open_broker
 from service_kit.storage.db import create_engine_for
 from service_kit.storage.migrations import upgrade_to_head
@@ -65,7 +65,10 @@ def main() -> None:
             connection.execute(outbox.insert(), rows)
 
         broker_url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-        relay = OutboxRelay(engine, outbox, lambda: open_broker(broker_url), batch_size=args.batch)
+        lease = RelayLease(engine, event_tables.relay_lease)
+        relay = OutboxRelay(
+            engine, outbox, lease, lambda: open_broker(broker_url), batch_size=args.batch
+        )
         broker = open_broker(broker_url)
         started, cpu_started = time.perf_counter(), time.process_time()
         published = 0

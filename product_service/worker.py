@@ -20,7 +20,7 @@ def main() -> None:
     run_tasks(
         "product-service worker",
         {
-            "outbox-relay": infrastructure.relay(event_tables.outbox).run,
+            "outbox-relay": infrastructure.relay(event_tables).run,
             "inbox-pruner": infrastructure.inbox_pruner(
                 event_tables.inbox, config.inbox_retention_s
             ).run,

@@ -2,6 +2,9 @@
 
 - `outbox`: events written in the same transaction as the state change they announce; the relay
   publishes them in id order, in batches, and deletes them once the broker holds them.
+- `relay_lease`: which relay publishes the outbox now. Every worker runs a relay; the one that
+  holds the lease publishes, the others stand by and take over once it lapses, so each event
+  is published once and in id order however many workers run (`RelayLease`).
 - `inbox`: ids of the events a service has applied, written in the same transaction as their
   effect, so a redelivered event changes nothing. Rows older than the retention are pruned
   (`InboxPruner`), or the table would grow with every event without end."""
@@ -9,7 +12,11 @@
 import datetime
 import json
 import logging
+import os
+import socket
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -28,6 +35,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    update,
 )
 
 from service_kit.messaging.broker import (
@@ -65,6 +73,29 @@ def inbox_table(metadata: MetaData) -> Table:
         Column("processedAt", UtcDateTime(), nullable=False),
         mysql_charset="utf8mb4",
     )
+
+
+def relay_lease_table(metadata: MetaData) -> Table:
+    return Table(
+        "relay_lease",
+        metadata,
+        Column("name", String(64), primary_key=True),
+        Column("holder", String(128), nullable=False),
+        # Milliseconds since the epoch on the holder's clock: hosts are NTP-synchronised, and
+        # their skew is far below the lease's length.
+        Column("expiresAtMs", BigInteger, nullable=False),
+        mysql_charset="utf8mb4",
+    )
+
+
+OUTBOX_LEASE = "outbox"
+
+
+def create_relay_lease_table(op: Any) -> None:
+    """The relay's lease, for a service's migration: one row, held by nobody."""
+    table = relay_lease_table(MetaData())
+    table.create(bind=op.get_bind())
+    op.bulk_insert(table, [{"name": OUTBOX_LEASE, "holder": "", "expiresAtMs": 0}])
 
 
 def create_event_tables(op: Any) -> None:
@@ -112,25 +143,83 @@ def first_time(connection: Connection, inbox: Table, events: Sequence[Event]) ->
 
 # Rows per broker transaction: a bigger batch drains a backlog faster (docs/performance.md).
 RELAY_BATCH_SIZE = 2000
+# A relay that dies unannounced is replaced this long after its last renewal.
+RELAY_LEASE_S = 10.0
+
+
+class RelayLease:
+    """The right to publish one service's outbox, held by one relay at a time: a row the holder
+    renews every third of the lease, and a stand-by may take once it has lapsed. One UPDATE
+    both takes and renews it, so two relays cannot both succeed."""
+
+    def __init__(self, engine: Engine, table: Table, *, length_s: float = RELAY_LEASE_S) -> None:
+        self._engine = engine
+        self._table = table
+        self._length_s = length_s
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:128]
+        self._renew_at = 0.0  # monotonic: when to renew; 0 when not held
+
+    def held(self) -> bool:
+        """Whether this relay may publish now: renews the lease when due, or tries to take it."""
+        if self._renew_at and time.monotonic() < self._renew_at:
+            return True
+        renewed_at = time.monotonic()
+        now_ms = int(time.time() * 1000)
+        lease = self._table.c
+        with self._engine.begin() as connection:
+            taken = connection.execute(
+                update(self._table)
+                .where(lease.name == OUTBOX_LEASE)
+                .where((lease.holder == self.holder) | (lease.expiresAtMs < now_ms))
+                .values(holder=self.holder, expiresAtMs=now_ms + int(self._length_s * 1000))
+            ).rowcount
+        was_held = bool(self._renew_at)
+        self._renew_at = renewed_at + self._length_s / 3 if taken else 0.0
+        if taken and not was_held:
+            _log.info("relay: this worker (%s) publishes the outbox", self.holder)
+        elif was_held and not taken:
+            _log.warning("relay: the lease passed to another worker; standing by")
+        metrics.relay_lease_held.set(1 if taken else 0)
+        return bool(taken)
+
+    def release(self) -> None:
+        """Hands the lease back at once (a stand-by takes it on its next try)."""
+        if not self._renew_at:
+            return
+        self._renew_at = 0.0
+        metrics.relay_lease_held.set(0)
+        lease = self._table.c
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(self._table)
+                .where(lease.name == OUTBOX_LEASE)
+                .where(lease.holder == self.holder)
+                .values(expiresAtMs=0)
+            )
 
 
 class OutboxRelay:
-    """Publishes the outbox to the broker, oldest first, a batch per broker transaction."""
+    """Publishes the outbox to the broker, oldest first, a batch per broker transaction, while
+    it holds the lease."""
 
     def __init__(
         self,
         engine: Engine,
         outbox: Table,
+        lease: RelayLease,
         connect: Callable[[], Broker],
         *,
         batch_size: int = RELAY_BATCH_SIZE,
         idle_wait_s: float = 0.2,  # between polls of an empty outbox; bigger batches after
+        standby_wait_s: float = 1.0,  # between a stand-by's tries to take the lease
     ) -> None:
         self._engine = engine
         self._outbox = outbox
+        self._lease = lease
         self._connect = connect
         self._batch_size = batch_size
         self._idle_wait_s = idle_wait_s
+        self._standby_wait_s = standby_wait_s
 
     def relay_once(self, broker: Broker) -> int:
         query = select(self._outbox).order_by(self._outbox.c.id).limit(self._batch_size)
@@ -155,6 +244,10 @@ class OutboxRelay:
         backoff = Backoff()
         while not stop.is_set():
             try:
+                if not self._lease.held():
+                    broker = close_quietly(broker)
+                    stop.wait(self._standby_wait_s)
+                    continue
                 broker = broker or self._connect()
                 sent = self.relay_once(broker)
                 backoff.reset()
@@ -170,6 +263,10 @@ class OutboxRelay:
                 _log.exception("relay: failed; retrying in %.1fs", backoff.delay)
                 stop.wait(backoff.next())
         close_quietly(broker)
+        try:
+            self._lease.release()
+        except Exception as exc:  # it lapses by itself
+            _log.warning("relay: lease not released (%s); it lapses in %.0fs", exc, RELAY_LEASE_S)
 
 
 def _publish_spans(rows: Sequence[Any]) -> list[Any]:

@@ -14,11 +14,12 @@ from service_kit.messaging.events import Event, new_event
 
 
 class EventTables:
-    """The outbox and inbox tables of one service's metadata."""
+    """The outbox, inbox and relay lease tables of one service's metadata."""
 
     def __init__(self, metadata: MetaData) -> None:
         self.outbox: Table = outbox.outbox_table(metadata)
         self.inbox: Table = outbox.inbox_table(metadata)
+        self.relay_lease: Table = outbox.relay_lease_table(metadata)
 
 
 class SqlUnitOfWork:

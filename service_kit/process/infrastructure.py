@@ -10,8 +10,9 @@ from service_kit.config import ServiceConfig
 from service_kit.http.health import Check
 from service_kit.messaging.amqp import AmqpBroker
 from service_kit.messaging.broker import Broker
-from service_kit.messaging.outbox import InboxPruner, OutboxBacklog, OutboxRelay
+from service_kit.messaging.outbox import InboxPruner, OutboxBacklog, OutboxRelay, RelayLease
 from service_kit.messaging.spool import SpoolBroker
+from service_kit.messaging.unit_of_work import EventTables
 from service_kit.storage.cache import SafeCache, open_cache
 from service_kit.storage.db import create_engine_for, ping
 from service_kit.storage.idempotency import KeyPruner
@@ -30,8 +31,9 @@ class Infrastructure:
             "broker": self._ping_broker,
         }
 
-    def relay(self, outbox: Table) -> OutboxRelay:
-        return OutboxRelay(self.engine, outbox, self.connect_broker)
+    def relay(self, tables: EventTables) -> OutboxRelay:
+        lease = RelayLease(self.engine, tables.relay_lease)
+        return OutboxRelay(self.engine, tables.outbox, lease, self.connect_broker)
 
     def outbox_backlog(self, outbox: Table) -> OutboxBacklog:
         return OutboxBacklog(self.engine, outbox)

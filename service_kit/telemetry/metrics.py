@@ -72,6 +72,11 @@ cache_lookups = Counter(
 events_relayed = Counter(
     "outbox_events_relayed", "Outbox events the broker accepted, by type", ["type"]
 )
+relay_lease_held = Gauge(
+    "outbox_relay_lease_held",
+    "1 while this worker's relay holds its outbox's lease (publishes), 0 while it stands by",
+    multiprocess_mode="livemax",
+)
 consumer_batch = Histogram(
     "consumer_batch_size_events",
     "Events handed to a consumer's handler at once, by queue",
