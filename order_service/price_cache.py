@@ -39,13 +39,21 @@ def _snapshot_of(cached: Any) -> ProductSnapshot | None:
     """A snapshot from the shared cache's JSON, or None (a miss) for anything else."""
     if not isinstance(cached, dict) or set(cached) != set(ProductSnapshot._fields):
         return None
-    price, qty = cached["price"], cached["qty"]
+    price, qty, version = cached["price"], cached["qty"], cached["version"]
     valid_price = isinstance(price, decimal.Decimal | int) and not isinstance(price, bool)
-    valid_qty = isinstance(qty, int) and not isinstance(qty, bool)
-    if not (valid_price and valid_qty and price >= 0 and qty >= 0):
+    counts = all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (qty, version))
+    if not (valid_price and counts and price >= 0):
         _log.warning("a cached product snapshot that is not one was ignored")
         return None
-    return ProductSnapshot(decimal.Decimal(price), qty)
+    return ProductSnapshot(decimal.Decimal(price), qty, version)
+
+
+def _older(snapshot: ProductSnapshot, known: ProductSnapshot | None) -> bool:
+    """Whether `snapshot` is older than (or the same version as) what is known: a late or
+    redelivered event. Version 0 (no version) is older than any other."""
+    if known is None:
+        return False
+    return snapshot.version < known.version or snapshot.version == known.version > 0
 
 
 class SwrProductCatalog:
@@ -83,6 +91,17 @@ class SwrProductCatalog:
         return self._load(product_id, counted=True)
 
     def remember(self, product_id: int, snapshot: ProductSnapshot) -> None:
+        # One worker applies product events at a time (the queue's single active consumer) and
+        # web processes only add absent entries, so nothing overwrites between read and write.
+        known = _snapshot_of(self._shared.get(_shared_key(product_id)))
+        if _older(snapshot, known):
+            _log.info(
+                "product %s: version %s ignored, %s is known",
+                product_id,
+                snapshot.version,
+                known.version,
+            )
+            return
         self._shared.set(_shared_key(product_id), snapshot._asdict(), self._shared_ttl_s)
         self._keep(product_id, snapshot)
 
@@ -105,6 +124,9 @@ class SwrProductCatalog:
         return snapshot
 
     def _keep(self, product_id: int, snapshot: ProductSnapshot) -> None:
+        entry = self._entries.get(product_id)
+        if entry is not None and snapshot.version < entry.snapshot.version:
+            snapshot = entry.snapshot  # a refresh answered by an older copy: keep the newer
         if len(self._entries) >= _MAX_ENTRIES:
             self._entries.clear()
         self._entries[product_id] = _Entry(snapshot, time.monotonic())

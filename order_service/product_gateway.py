@@ -29,4 +29,6 @@ class HttpProductCatalog:
             raise peer_failed("product-service", response.status_code)
         # Re-read the body exactly (the generated model holds money as float).
         product = exact_json.loads(response.content)
-        return ProductSnapshot(price=decimal.Decimal(product["price"]), qty=product["qty"])
+        return ProductSnapshot(
+            price=decimal.Decimal(product["price"]), qty=product["qty"], version=product["version"]
+        )

@@ -22,6 +22,7 @@ class ProductSnapshot(NamedTuple):
 
     price: decimal.Decimal
     qty: int
+    version: int = 0  # the product's version; 0 in events from before products had one
 
 
 class ProductCatalog(Protocol):
@@ -33,7 +34,10 @@ class ProductCatalog(Protocol):
 class KnownProducts(Protocol):
     """Where product.* events keep order-service's knowledge of products fresh."""
 
-    def remember(self, product_id: int, snapshot: ProductSnapshot) -> None: ...
+    def remember(self, product_id: int, snapshot: ProductSnapshot) -> None:
+        """Keeps the snapshot unless a newer version of the product is known already."""
+        ...
+
     def forget(self, product_id: int) -> None: ...
 
 
@@ -171,5 +175,7 @@ class OrderService:
             if event.type == "product.deleted":
                 self._known_products.forget(product["id"])
             else:
-                snapshot = ProductSnapshot(decimal.Decimal(product["price"]), product["qty"])
+                snapshot = ProductSnapshot(
+                    decimal.Decimal(product["price"]), product["qty"], product.get("version", 0)
+                )
                 self._known_products.remember(product["id"], snapshot)

@@ -54,12 +54,15 @@ DEAD_LETTER_QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
 
 
 def queue_arguments(queue: str) -> dict[str, Any]:
-    return {
+    arguments = {
         "x-queue-type": "quorum",
         "x-delivery-limit": events.MAX_DELIVERIES,
         "x-dead-letter-exchange": events.DEAD_LETTER_EXCHANGE,
         "x-dead-letter-routing-key": queue,
     }
+    if queue in events.ordered_queues():
+        arguments["x-single-active-consumer"] = True
+    return arguments
 
 
 @contextlib.contextmanager

@@ -176,6 +176,14 @@ def queues() -> dict[str, tuple[str, ...]]:
     return {queue: tuple(patterns) for queue, patterns in schemas()["x-queues"].items()}
 
 
+@cache
+def ordered_queues() -> frozenset[str]:
+    """The queues one consumer at a time receives from, so their events apply in order."""
+    ordered = frozenset(schemas()["x-ordered-queues"])
+    assert ordered <= set(queues()), f"x-ordered-queues names unknown queues: {ordered}"
+    return ordered
+
+
 def queues_of(service: str) -> dict[str, tuple[str, ...]]:
     """The queues `service` consumes (named after it)."""
     return {queue: keys for queue, keys in queues().items() if queue.startswith(f"{service}.")}

@@ -272,3 +272,40 @@ def _consume_a_backlog(rabbitmq_url: str) -> None:
         channel.queue_delete(queue)
         publisher.close()
         probe.close()
+
+
+def test_an_ordered_queue_delivers_to_one_consumer_at_a_time(rabbitmq_url):
+    """order-service's product changes reach one worker while it lives (the others stand by),
+    so a product's events apply in order; the next worker takes over when it goes."""
+    queue = "order-service.product-changes"
+    assert queue in events.ordered_queues()
+    active, standby = (AmqpBroker(rabbitmq_url, "order-service") for _ in range(2))
+    assert active.receive(queue, 100, 0.2) == [] and standby.receive(queue, 100, 0.2) == []
+    changes = [new_event("product.updated", product(version)) for version in range(1, 6)]
+    publisher = AmqpBroker(rabbitmq_url)
+    for event in changes[:3]:  # a message each: competing consumers would share them
+        publisher.publish([message(event)])
+    received = active.receive(queue, 100, 5)
+    assert standby.receive(queue, 100, 1) == []
+    active.settle(received, [], [])
+    active.close()  # the active worker stops: the stand-by receives what comes next
+    for event in changes[3:]:
+        publisher.publish([message(event)])
+    taken_over = standby.receive(queue, 100, 5)
+    publisher.close()
+    carried = [e for d in received + taken_over for e in read_message(d.body, d.routing_key)[0]]
+    assert [e.data["version"] for e in carried] == [1, 2, 3, 4, 5]
+    standby.settle(taken_over, [], [])
+    standby.close()
+
+
+def product(version: int) -> dict:
+    return {
+        "id": 1,
+        "name": "x",
+        "price": 1,
+        "qty": 1,
+        "version": version,
+        "createdAt": "2026-11-21T10:00:00Z",
+        "updatedAt": "2026-11-21T10:00:00Z",
+    }

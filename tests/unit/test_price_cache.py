@@ -79,6 +79,30 @@ def test_events_update_what_every_process_knows(tmp_path):
     assert web.lookup(9) is None and source.calls == 1
 
 
+def test_an_older_version_of_a_product_changes_nothing(tmp_path):
+    """A late or redelivered product event (an older or the same version) is ignored: the
+    knowledge of a product never goes back in time."""
+    source = CountingSource(None)
+    web, _ = catalog(tmp_path, source, fresh_s=0, stale_s=0)
+    worker, _ = catalog(tmp_path, source)
+    worker.remember(9, ProductSnapshot(decimal.Decimal(7), 4, version=3))
+    worker.remember(9, ProductSnapshot(decimal.Decimal(6), 5, version=2))
+    worker.remember(9, ProductSnapshot(decimal.Decimal(6), 5, version=3))
+    worker.remember(9, ProductSnapshot(decimal.Decimal(6), 5))  # from before versions
+    assert web.lookup(9) == ProductSnapshot(decimal.Decimal(7), 4, version=3)
+    worker.remember(9, ProductSnapshot(decimal.Decimal(8), 1, version=4))
+    assert web.lookup(9) == ProductSnapshot(decimal.Decimal(8), 1, version=4)
+
+
+def test_unversioned_events_still_apply_in_turn(tmp_path):
+    source = CountingSource(None)
+    web, _ = catalog(tmp_path, source, fresh_s=0, stale_s=0)
+    worker, _ = catalog(tmp_path, source)
+    worker.remember(9, ProductSnapshot(decimal.Decimal(7), 4))
+    worker.remember(9, ProductSnapshot(decimal.Decimal(8), 3))
+    assert web.lookup(9) == ProductSnapshot(decimal.Decimal(8), 3)
+
+
 def test_unknown_product_and_outage(tmp_path):
     source = CountingSource(None)
     products, _ = catalog(tmp_path, source)
