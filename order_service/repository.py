@@ -28,7 +28,6 @@ from service_kit.storage.db import (
     DedicatedConnection,
     Money,
     UtcDateTime,
-    multi_row_insert_ids_are_consecutive,
     utc_now,
 )
 from service_kit.storage.group_commit import GroupCommit
@@ -143,7 +142,6 @@ class GroupCommittedOrders:
         self._insert_events = DriverInsert(event_tables.outbox, outbox.COLUMNS, engine.dialect)
         self._keys = BatchKeys(idempotency_keys, engine.dialect, idempotency_ttl_s)
         self._conflict = engine.dialect.loaded_dbapi.IntegrityError
-        self._consecutive_ids: bool | None = None  # learnt at the first commit
         self._group: GroupCommit[_NewOrder, Order] = GroupCommit(
             self._commit, name="orders", after_commit=self._invalidate_lists, linger_s=linger_s
         )
@@ -160,8 +158,6 @@ class GroupCommittedOrders:
         return None if body is None else exact_json.loads(body)
 
     def _commit(self, items: Sequence[_NewOrder]) -> list[Order | BaseException]:
-        if self._consecutive_ids is None:
-            self._consecutive_ids = multi_row_insert_ids_are_consecutive(self._engine)
         try:
             return self._commit_once(items, look_up_keys=False)
         except self._conflict:
@@ -194,7 +190,7 @@ class GroupCommittedOrders:
             rows = [{**items[index].fields, "createdAt": now} for index in new]
             if rows:
                 ids = self._insert_orders.rows_with_ids(
-                    cursor, rows, consecutive_ids=self._consecutive_ids
+                    cursor, rows, consecutive_ids=self._driver.consecutive_ids
                 )
                 for index, order_id, row in zip(new, ids, rows, strict=True):
                     results[index] = {"id": order_id, **row}

@@ -96,17 +96,19 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def multi_row_insert_ids_are_consecutive(engine: Engine) -> bool:
-    """True when one multi-row INSERT gets consecutive auto-increment ids starting at its
-    `lastrowid`: MySQL/MariaDB with innodb_autoinc_lock_mode 0 or 1 (MariaDB's default; the
-    compose file sets it for MySQL 8) and an id stride of 1 (multi-primary clusters set
-    auto_increment_increment higher)."""
-    if engine.dialect.name not in ("mysql", "mariadb"):
+def multi_row_insert_ids_are_consecutive(dialect: Dialect, dbapi_connection: Any) -> bool:
+    """True when one multi-row INSERT on this connection gets consecutive auto-increment ids
+    starting at its `lastrowid`: MySQL/MariaDB with innodb_autoinc_lock_mode 0 or 1 (MariaDB's
+    default; the compose file sets it for MySQL 8; Galera needs 2) and an id stride of 1
+    (multi-primary clusters set auto_increment_increment higher, per server or session)."""
+    if dialect.name not in ("mysql", "mariadb"):
         return False
-    with engine.connect() as connection:
-        mode, increment = connection.execute(
-            text("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment")
-        ).one()
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT @@innodb_autoinc_lock_mode, @@session.auto_increment_increment")
+        mode, increment = cursor.fetchone()
+    finally:
+        cursor.close()
     return int(mode) <= 1 and int(increment) == 1
 
 
@@ -118,6 +120,8 @@ class DedicatedConnection:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._connection: Any = None
+        # Learnt on each new connection: after a fail-over it may reach another server.
+        self.consecutive_ids = False
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -129,6 +133,9 @@ class DedicatedConnection:
         try:
             if self._connection is None:
                 self._connection = self._engine.raw_connection()
+                self.consecutive_ids = multi_row_insert_ids_are_consecutive(
+                    self._engine.dialect, self._connection
+                )
             cursor = self._connection.cursor()
             try:
                 yield cursor
