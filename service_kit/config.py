@@ -6,7 +6,8 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -61,13 +62,54 @@ def env_http_url(env: Mapping[str, str], name: str, default: str) -> str:
     return raw.rstrip("/")
 
 
+class RedisAddress(NamedTuple):
+    """A Sentinel or Cluster URL read: its servers, the password, the path's parts."""
+
+    servers: list[tuple[str, int]]
+    password: str | None
+    path: list[str]
+
+
+def read_redis_address(url: str) -> RedisAddress:
+    """The servers of a Sentinel or Cluster URL; ValueError names what is wrong."""
+    rest = url.split("://", 1)[1]
+    netloc, _, path = rest.partition("/")
+    credentials, _, hosts = netloc.rpartition("@")
+    password = unquote(credentials.partition(":")[2]) or None if credentials else None
+    servers = []
+    for server in hosts.split(","):
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{server!r} is not host:port")
+        servers.append((host.strip("[]"), int(port)))
+    return RedisAddress(servers, password, [part for part in path.split("/") if part])
+
+
+SENTINEL, CLUSTER = "redis+sentinel", "redis+cluster"
+
+
 def env_redis_url(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name)
     if not raw:
         return None
     parts = urlsplit(raw)
+    if parts.scheme in (SENTINEL, CLUSTER):
+        try:
+            address = read_redis_address(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name}={redacted(raw)!r}: {exc}") from None
+        if parts.scheme == SENTINEL and not (
+            len(address.path) in (1, 2) and all(p.isdigit() for p in address.path[1:])
+        ):
+            raise ConfigError(
+                f"{name}={redacted(raw)!r} names no primary: "
+                f"{SENTINEL}://host:port[,host:port…]/<primary name>[/<db>]"
+            )
+        return raw
     if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
-        raise ConfigError(f"{name}={redacted(raw)!r} is not a redis:// URL")
+        raise ConfigError(
+            f"{name}={redacted(raw)!r} is not a redis://, {SENTINEL}:// or {CLUSTER}:// URL"
+        )
     return raw
 
 
@@ -166,6 +208,7 @@ class ServiceConfig:
     inbox_retention_s: int  # <S>_INBOX_RETENTION_H: applied-event ids kept this long
     idempotency_ttl_s: int  # <S>_IDEMPOTENCY_TTL_H: how long a key's first answer is kept
     broker_url: str  # <S>_BROKER_URL or BROKER_URL: amqp://… (RabbitMQ) or sqlite:///… (spool)
+    deployment: str  # DEPLOYMENT: single-host, or multi-host (refuses what one host keeps)
 
 
 def load_service_config(
@@ -186,7 +229,10 @@ def load_service_config(
     if log_format not in _LOG_FORMATS:
         raise ConfigError(f"LOG_FORMAT={log_format!r} is not one of {', '.join(_LOG_FORMATS)}")
     port = env_int(env, f"{prefix}_PORT", default_port, minimum=1, maximum=65535)
-    return ServiceConfig(
+    deployment = (env.get("DEPLOYMENT") or "single-host").lower()
+    if deployment not in _DEPLOYMENTS:
+        raise ConfigError(f"DEPLOYMENT={deployment!r} is not one of {', '.join(_DEPLOYMENTS)}")
+    config = ServiceConfig(
         host=env_host(env, f"{prefix}_HOST", "127.0.0.1"),
         port=port,
         database_url=env_database_url(
@@ -226,7 +272,34 @@ def load_service_config(
             _own_or_shared(env, f"{prefix}_BROKER_URL", "BROKER_URL"),
             "sqlite:///var/events.db",
         ),
+        deployment=deployment,
     )
+    if deployment == "multi-host":
+        _refuse_single_host_parts(config, prefix)
+    return config
+
+
+_DEPLOYMENTS = ("single-host", "multi-host")
+
+
+def _refuse_single_host_parts(config: ServiceConfig, prefix: str) -> None:
+    """Processes on several hosts cannot share a file: not the cache folder (an invalidation
+    would reach one host only), nor a SQLite database or event spool (each host would have its
+    own)."""
+    if config.redis_url is None:
+        raise ConfigError(
+            f"DEPLOYMENT=multi-host needs {prefix}_REDIS_URL or REDIS_URL: the file cache "
+            "is seen by one host only"
+        )
+    if config.database_url.startswith("sqlite"):
+        raise ConfigError(
+            f"DEPLOYMENT=multi-host needs a MySQL/MariaDB {prefix}_DATABASE_URL, not SQLite"
+        )
+    if not config.broker_url.startswith(("amqp://", "amqps://")):
+        raise ConfigError(
+            f"DEPLOYMENT=multi-host needs an amqp:// {prefix}_BROKER_URL or BROKER_URL: the "
+            "SQLite event spool is seen by one host only"
+        )
 
 
 def _own_or_shared(env: Mapping[str, str], own: str, shared: str) -> str:

@@ -2,6 +2,12 @@
 backend), otherwise Flask-Caching's file-system cache under var/cache/<service>, which every
 process of the service shares, so an invalidation by the worker reaches the web processes.
 
+Redis may be one server (`redis://`, `rediss://`, `unix://`), a Sentinel-watched primary
+(`redis+sentinel://[:password@]host:port[,host:port…]/<primary name>[/<db>]`: reads and writes
+go to the current primary, as a replica could still hold an entry the worker just invalidated)
+or a Cluster (`redis+cluster://[:password@]host:port[,host:port…]`: a service's keys share one
+hash slot, as the list cache reads a page and its version in one MGET).
+
 Values are stored as exact JSON (service_kit/exact_json.py), never pickled: whoever can write to
 Redis or to the cache folder could otherwise run code in every process that reads it. What does
 not parse is a miss, logged. JSON keeps a value's text, not its Python type: a datetime comes
@@ -17,9 +23,12 @@ from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
 import redis
+import redis.cluster
+import redis.sentinel
 from flask_caching.backends import FileSystemCache, RedisCache
 
 from service_kit import exact_json
+from service_kit.config import CLUSTER, SENTINEL, read_redis_address
 
 _log = logging.getLogger(__name__)
 _PAUSE_AFTER_FAILURE_S = 3.0
@@ -32,21 +41,48 @@ _WAIT_FOR_CONNECTION_S = 1.0
 T = TypeVar("T")
 
 
+_SOCKET_TIMEOUTS = {"socket_timeout": 0.2, "socket_connect_timeout": 0.2}
+
+
 def open_cache(redis_url: str | None, *, namespace: str, file_dir: str) -> "SafeCache":
     if redis_url:
-        pool = redis.BlockingConnectionPool.from_url(
-            redis_url,
-            max_connections=_MAX_CONNECTIONS,
-            timeout=_WAIT_FOR_CONNECTION_S,
-            socket_timeout=0.2,
-            socket_connect_timeout=0.2,
-            health_check_interval=10,
-        )
-        client = redis.Redis(connection_pool=pool)
-        backend: Any = JsonRedisCache(host=client, key_prefix=f"{namespace}:")
+        client, prefix = _redis_client(redis_url, namespace)
+        backend: Any = JsonRedisCache(host=client, key_prefix=prefix)
         return SafeCache(backend, ping=client.ping, describe=f"redis ({namespace})")
     backend = JsonFileSystemCache(file_dir, threshold=10_000)
     return SafeCache(backend, ping=lambda: backend.get("__ping__"), describe=f"files {file_dir}")
+
+
+def _redis_client(url: str, namespace: str) -> tuple[Any, str]:
+    """A client of the Redis the URL names, and the key prefix of `namespace` there."""
+    scheme = url.split("://", 1)[0]
+    if scheme == SENTINEL:
+        address = read_redis_address(url)
+        sentinel = redis.sentinel.Sentinel(
+            address.servers,
+            password=address.password,
+            db=int(address.path[1]) if len(address.path) > 1 else 0,
+            max_connections=_MAX_CONNECTIONS,
+            **_SOCKET_TIMEOUTS,
+        )
+        return sentinel.master_for(address.path[0]), f"{namespace}:"
+    if scheme == CLUSTER:
+        address = read_redis_address(url)
+        client = redis.cluster.RedisCluster(
+            startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in address.servers],
+            password=address.password,
+            max_connections=_MAX_CONNECTIONS,
+            **_SOCKET_TIMEOUTS,
+        )
+        return client, f"{{{namespace}}}:"
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=_MAX_CONNECTIONS,
+        timeout=_WAIT_FOR_CONNECTION_S,
+        health_check_interval=10,
+        **_SOCKET_TIMEOUTS,
+    )
+    return redis.Redis(connection_pool=pool), f"{namespace}:"
 
 
 class JsonSerializer:

@@ -56,11 +56,43 @@ def test_one_shell_configures_both_services():
         ({"PRODUCT_IDLE_TIMEOUT_S": "0"}, "PRODUCT_IDLE_TIMEOUT_S"),
         ({"PRODUCT_HEADER_TIMEOUT_S": "1.5"}, "PRODUCT_HEADER_TIMEOUT_S"),
         ({"PRODUCT_BODY_TIMEOUT_S": "-1"}, "PRODUCT_BODY_TIMEOUT_S"),
+        ({"DEPLOYMENT": "cloud"}, "DEPLOYMENT"),
+        ({"REDIS_URL": "redis+sentinel://s1:26379"}, "REDIS_URL"),  # no primary named
+        ({"REDIS_URL": "redis+cluster://node-a,node-b:6379"}, "REDIS_URL"),
     ],
 )
 def test_invalid_values_are_named(env, named):
     with pytest.raises(ConfigError, match=named):
         product_config(env)
+
+
+MULTI_HOST = {
+    "DEPLOYMENT": "multi-host",
+    "PRODUCT_DATABASE_URL": "mysql+pymysql://product@db/product",
+    "REDIS_URL": "redis+sentinel://:pw@s1:26379,s2:26379/cache/0",
+    "BROKER_URL": "amqp://product:pw@rabbitmq:5672/",
+}
+
+
+def test_a_multi_host_deployment_takes_servers_for_everything_shared():
+    config = product_config(MULTI_HOST)
+    assert config.deployment == "multi-host"
+    assert config.redis_url == MULTI_HOST["REDIS_URL"]
+    assert product_config({**MULTI_HOST, "REDIS_URL": "redis+cluster://a:7000,b:7001"})
+
+
+@pytest.mark.parametrize(
+    ("left_out", "replaced_by", "named"),
+    [
+        ("REDIS_URL", "", "file cache"),
+        ("PRODUCT_DATABASE_URL", "sqlite:///var/product.db", "SQLite"),
+        ("BROKER_URL", "sqlite:///var/events.db", "spool"),
+    ],
+)
+def test_a_multi_host_deployment_refuses_what_one_host_keeps(left_out, replaced_by, named):
+    with pytest.raises(ConfigError, match=named):
+        product_config({**MULTI_HOST, left_out: replaced_by})
+    assert product_config({**MULTI_HOST, left_out: replaced_by, "DEPLOYMENT": ""})
 
 
 def test_gunicorn_refuses_to_start_on_bad_configuration():
