@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine with only Python 3.11+:
-#   make run    create the virtualenv, migrate, start both services (Ctrl-C stops them all)
+#   make run    create the virtualenv, migrate, start both services, restarting any that dies
+#               (Ctrl-C stops them all)
 #   make test   the same set-up, then every test
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -42,7 +43,7 @@ run: migrate
 	@echo "metrics          http://127.0.0.1:$(PRODUCT_PORT)/metrics, http://127.0.0.1:$(ORDER_PORT)/metrics (workers: port + 1)"
 	@echo "a token with every scope, for 24 h (make token prints another):"
 	@$(BIN)/python -m service_kit.http.dev_tokens
-	$(BIN)/honcho start --procfile Procfile --no-colour
+	$(BIN)/python -m devstack.supervise Procfile
 
 # A bearer token for the running configuration, alone on the last line: every scope, or SCOPES.
 SCOPES ?=

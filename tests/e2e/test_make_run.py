@@ -1,5 +1,5 @@
-"""`make run` as a new user runs it: both Swagger UIs answer within 60 s, and SIGTERM to make
-stops every process it started."""
+"""`make run` as a new user runs it: both Swagger UIs answer within 60 s, a process that dies is
+restarted while the others serve on, and SIGTERM to make stops every process it started."""
 
 import os
 import re
@@ -106,7 +106,7 @@ def test_make_run_serves_both_uis_and_stops_cleanly(make_run):
     started_processes = psutil.Process(process.pid).children(recursive=True)
     commands = " ".join(" ".join(p.cmdline()) for p in started_processes)
     assert "product_service.worker" in commands and "order_service.worker" in commands
-    assert len(started_processes) >= 8  # honcho, 2 gunicorn masters and their workers, 2 workers
+    assert len(started_processes) >= 8  # 2 gunicorn masters and their workers, 2 workers
 
     process.send_signal(signal.SIGTERM)  # to make alone, as `kill <pid>` would
     process.wait(timeout=30)
@@ -115,3 +115,73 @@ def test_make_run_serves_both_uis_and_stops_cleanly(make_run):
     for port in ports.values():
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def test_a_process_that_dies_is_restarted_and_the_others_serve_on(make_run):
+    process, ports, _, log = make_run
+    for port in ports.values():
+        wait_until_answering(f"http://127.0.0.1:{port}/ready", 60, process)
+    token = {"Authorization": f"Bearer {make_token(ROOT, '')}"}
+    product_url, order_url = (f"http://127.0.0.1:{ports[p]}" for p in ports)
+    supervisor = psutil.Process(process.pid).children()[0]
+    worker = child_running(supervisor, "order_service.worker")
+    worker.kill()
+    said = wait_for_line(log, rf"order-worker \(pid {worker.pid}\) killed by SIGKILL; restarting")
+    assert "restarting it in 1s" in said
+    # Meanwhile, and after, every web service answers.
+    assert httpx.get(f"{product_url}/ready").status_code == 200
+    new_worker = wait_for(lambda: child_running(supervisor, "order_service.worker"))
+    assert new_worker.pid != worker.pid
+    # gunicorn replaces its own dead workers: kill every one, and the new ones serve.
+    master = child_running(supervisor, "order_service/gunicorn.conf.py")
+    killed = {w.pid for w in master.children()}
+    for web_worker in master.children():
+        web_worker.kill()
+    wait_for(lambda: len({w.pid for w in master.children()} - killed) >= 2 or None)
+    product = httpx.post(
+        f"{product_url}/products", json={"name": "p", "price": 1, "qty": 5}, headers=token
+    ).json()
+    order = wait_for(
+        lambda: answered(
+            httpx.post(
+                f"{order_url}/orders", json={"productId": product["id"], "qty": 1}, headers=token
+            )
+        )
+    )
+    # The restarted order worker relays order.created and settles the order.
+    settled = wait_for(
+        lambda: (
+            httpx.get(f"{order_url}/orders/{order['id']}", headers=token).json()["status"]
+            == "CONFIRMED"
+            or None
+        )
+    )
+    assert settled
+    assert process.poll() is None  # make run goes on
+
+
+def child_running(parent: psutil.Process, part_of_command: str) -> psutil.Process | None:
+    for child in parent.children():
+        if any(part_of_command in argument for argument in child.cmdline()):
+            return child
+    return None
+
+
+def answered(response: httpx.Response) -> dict | None:
+    return response.json() if response.status_code == 201 else None
+
+
+def wait_for(probe, timeout_s: float = 30):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if (result := probe()) is not None:
+                return result
+        except (httpx.HTTPError, psutil.Error):
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing within {timeout_s}s")
+
+
+def wait_for_line(log, pattern: str) -> str:  # noqa: ANN001
+    return wait_for(lambda: (m := re.search(f".*{pattern}.*", log.read_text())) and m[0])
