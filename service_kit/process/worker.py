@@ -106,8 +106,8 @@ def _lower_session_priority(nice: int) -> None:
     distributions), the CPU is shared between sessions first, and a nice value only counts
     against processes of the same session. `make run` (devstack/supervise.py), the tests and
     `make bench` start each process in a session of its own, so the worker competed with the
-    web workers at full weight whatever its nice value: its session gets the same nice. Only a session this
-    process leads: another may hold the web workers too."""
+    web workers at full weight whatever its nice value: its session gets the same nice. Only a
+    session this process leads: another may hold the web workers too."""
     current = session_nice()
     if os.getsid(0) != os.getpid() or current is None:
         return
