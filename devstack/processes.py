@@ -66,6 +66,15 @@ class RunningStack:
     processes: dict[str, subprocess.Popen]
     env: dict[str, str]
     metrics_urls: dict[str, str]  # every process's /metrics, by process name
+    process_env: dict[str, str]  # the whole environment the processes were started with
+
+    def kill_and_restart(self, name: str) -> None:
+        """SIGKILL one process (a crash: no drain), then start it again as before."""
+        old = self.processes[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(old.pid, signal.SIGKILL)
+        old.wait()
+        self.processes[name] = _start(name, self.process_env, self.logs[name], mode="a")
 
     def log_of(self, service: str) -> str:
         return self.logs[service].read_text()
@@ -95,6 +104,17 @@ def _commands() -> dict[str, list[str]]:
     return commands
 
 
+def _start(name: str, env: dict[str, str], log: Path, *, mode: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        _commands()[name],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open(mode),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 @contextmanager
 def running_stack(
     service_env: dict[str, str], log_dir: Path, *, validate_responses: bool = True
@@ -117,22 +137,15 @@ def running_stack(
     }
     processes, logs = {}, {}
     try:
-        for name, command in _commands().items():
+        for name in _commands():
             logs[name] = log_dir / f"{name}.log"
-            processes[name] = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdout=logs[name].open("w"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            processes[name] = _start(name, env, logs[name], mode="w")
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         for service in ("product", "order"):
             wait_until_answering(f"{urls[service]}/ready", 30, processes[service])
         metrics_urls = {name: f"{url}/metrics" for name, url in urls.items()}
         yield RunningStack(
-            urls["product"], urls["order"], logs, processes, service_env, metrics_urls
+            urls["product"], urls["order"], logs, processes, service_env, metrics_urls, env
         )
     finally:
         stop(*processes.values())
