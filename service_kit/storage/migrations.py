@@ -1,8 +1,12 @@
 """Alembic, driven from code: each service keeps its revisions in `<service>/migrations` and
 calls `upgrade_to_head` at start-up (`make run`) and in tests."""
 
+import sys
+
 from alembic import command, context
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData
 
 from service_kit.storage.db import create_engine_for
@@ -13,6 +17,33 @@ def upgrade_to_head(script_location: str, database_url: str) -> None:
     config.set_main_option("script_location", script_location)
     config.attributes["database_url"] = database_url
     command.upgrade(config, "head")
+
+
+def is_at_head(script_location: str, database_url: str) -> bool:
+    """Whether the database's schema is the newest revision (what a new pod waits for while
+    the migration Job of its rollout runs)."""
+    config = Config()
+    config.set_main_option("script_location", script_location)
+    heads = set(ScriptDirectory.from_config(config).get_heads())
+    engine = create_engine_for(database_url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            return set(MigrationContext.configure(connection).get_current_heads()) == heads
+    finally:
+        engine.dispose()
+
+
+def migrate_main(script_location: str, database_url: str, argv: list[str]) -> None:
+    """A service's `python -m <service>.migrate`: upgrades to the newest revision; with
+    `--check`, changes nothing and exits 1 unless the schema is already there."""
+    if argv == ["--check"]:
+        if not is_at_head(script_location, database_url):
+            print(f"{script_location}: the schema is not at the newest revision", file=sys.stderr)
+            raise SystemExit(1)
+        return
+    if argv:
+        raise SystemExit(f"usage: python -m <service>.migrate [--check]; not {argv}")
+    upgrade_to_head(script_location, database_url)
 
 
 def run_env(target_metadata: MetaData) -> None:
