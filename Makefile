@@ -55,8 +55,8 @@ test: $(INSTALLED) debian-tools
 	$(BIN)/python -m pytest
 
 # Debian's packages the tests drive: Chromium for the Swagger UI browser test (through
-# Playwright; no browser download) and Prometheus for the scrape test.
-DEBIAN_TOOLS := /usr/bin/chromium:chromium /usr/bin/prometheus:prometheus
+# Playwright; no browser download), Prometheus for the scrape test, kubectl to render infra/k8s.
+DEBIAN_TOOLS := /usr/bin/chromium:chromium /usr/bin/prometheus:prometheus /usr/bin/kubectl:kubectl
 debian-tools:
 	@missing=$$(for tool in $(DEBIAN_TOOLS); do test -x $${tool%%:*} || echo $${tool##*:}; done); \
 	if [ -n "$$missing" ]; then \
@@ -82,6 +82,10 @@ generate: $(INSTALLED)
 # Every password of the compose stack, random, generated once (docker compose reads infra/.env).
 infra/.env:
 	$(PYTHON) infra/generate_env.py $@
+
+# The same for Kubernetes' dev overlay (infra/k8s/overlays/dev), with each service's URLs.
+infra/k8s/overlays/dev/.env:
+	$(PYTHON) infra/generate_env.py $@ --k8s-dev
 
 # Schemathesis against the running stack; CONTRACT_EXAMPLES sets the length of the run.
 CONTRACT_EXAMPLES ?= 100

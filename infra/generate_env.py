@@ -5,6 +5,9 @@ beside docker-compose.yml; neither file is ever committed.
 
     python3 infra/generate_env.py infra/.env    (what `make infra/.env` runs)
     AUTH_JWKS_FILE=infra/jwks.json make token   (a token for the compose stack)
+
+With --k8s-dev, for Kubernetes' dev overlay (`make infra/k8s/overlays/dev/.env`), it also writes
+each service's credentials beside them, as URLs of the overlay's in-cluster servers.
 """
 
 import base64
@@ -31,9 +34,12 @@ def write_private(path: Path, text: str) -> None:
         private_file.write(text)
 
 
-def main(path: str) -> None:
+def main(path: str, k8s_dev: bool = False) -> None:
     # URL-safe: they go into database, Redis and AMQP URLs as they are.
-    write_private(Path(path), "".join(f"{n}={secrets.token_urlsafe(24)}\n" for n in PASSWORDS))
+    passwords = {name: secrets.token_urlsafe(24) for name in PASSWORDS}
+    write_private(Path(path), "".join(f"{n}={value}\n" for n, value in passwords.items()))
+    if k8s_dev:
+        write_k8s_dev_credentials(Path(path).parent, passwords)
     secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
     key = {"kty": "oct", "kid": f"compose-{secrets.token_hex(4)}", "alg": "HS256", "k": secret}
     jwks = Path(path).with_name("jwks.json")
@@ -41,5 +47,22 @@ def main(path: str) -> None:
         write_private(jwks, json.dumps({"keys": [key]}))
 
 
+def write_k8s_dev_credentials(folder: Path, passwords: dict[str, str]) -> None:
+    """<service>-service.env: its URLs of infra/k8s/overlays/dev/infrastructure.yaml's servers
+    (their administrative users: dev only)."""
+    root, redis, broker = (
+        passwords[name]
+        for name in ("MYSQL_ROOT_PASSWORD", "PRODUCT_REDIS_PASSWORD", "PRODUCT_BROKER_PASSWORD")
+    )
+    for service, database in (("product", "products"), ("order", "orders")):
+        prefix = service.upper()
+        write_private(
+            folder / f"{service}-service.env",
+            f"{prefix}_DATABASE_URL=mysql+pymysql://root:{root}@mariadb:3306/{database}\n"
+            f"{prefix}_REDIS_URL=redis://:{redis}@redis:6379/0\n"
+            f"{prefix}_BROKER_URL=amqp://order-product:{broker}@rabbitmq:5672/%2F\n",
+        )
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], k8s_dev="--k8s-dev" in sys.argv[2:])

@@ -1,0 +1,220 @@
+"""infra/k8s renders (`kubectl kustomize`, every overlay) into objects the Kubernetes schemas
+accept, and that agree with the code: commands name real modules, every variable is one the
+configuration reads, probes and ports are the processes' own, every pod is locked down, and the
+network policies open the paths the architecture draws and no other."""
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from service_kit.process.gunicorn_settings import web_settings
+from tests.conftest import _absent
+from tests.test_infra import variables_read_by_configuration
+
+ROOT = Path(__file__).resolve().parents[1]
+K8S = ROOT / "infra" / "k8s"
+OVERLAYS = sorted(path.name for path in (K8S / "overlays").iterdir())
+KUBERNETES_VERSION = "1.31.0"  # the oldest minor still supported upstream when this was written
+PROCESSES = ("product-service", "product-worker", "order-service", "order-worker")
+
+
+def render(overlay: str, tmp_path: Path) -> list[dict]:
+    """The overlay's objects, rendered from a copy of infra/k8s whose dev secrets are made as
+    `make infra/k8s/overlays/dev/.env` makes them (the checkout has none)."""
+    if shutil.which("kubectl") is None:
+        _absent("no kubectl (Debian's package; `make test` installs it as root)")
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("*.env", "jwks.json"))
+    shutil.copy(K8S / "base" / "service-config.env", copy / "base")
+    subprocess.run(
+        [sys.executable, str(ROOT / "infra" / "generate_env.py"), "overlays/dev/.env", "--k8s-dev"],
+        cwd=copy,
+        check=True,
+    )
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(copy / "overlays" / overlay)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    return [document for document in yaml.safe_load_all(rendered) if document]
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def objects(request, tmp_path_factory) -> list[dict]:
+    return render(request.param, tmp_path_factory.mktemp(request.param))
+
+
+def of_kind(objects: list[dict], kind: str) -> dict[str, dict]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def pod_specs(objects: list[dict]) -> dict[str, dict]:
+    """Every pod template, by its owner's name."""
+    owners = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet", "Job")]
+    return {o["metadata"]["name"]: o["spec"]["template"]["spec"] for o in owners}
+
+
+def test_every_object_validates_against_the_kubernetes_schemas(objects):
+    for document in objects:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def test_every_process_is_deployed_replicated_and_probed(objects):
+    deployments = of_kind(objects, "Deployment")
+    assert set(deployments) == set(PROCESSES)
+    for name, deployment in deployments.items():
+        (app,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert app["readinessProbe"] and app["livenessProbe"], name
+        requests, limits = app["resources"]["requests"], app["resources"]["limits"]
+        assert set(requests) == set(limits) == {"cpu", "memory"}, name
+        if name.endswith("-worker"):  # the heartbeat of the worker's own name
+            probe = app["livenessProbe"]["exec"]["command"]
+            assert probe == [
+                *["python", "-m", "service_kit.process.worker"],
+                f"{name[:-7]}-service worker",
+            ]
+        else:
+            assert app["readinessProbe"]["httpGet"]["path"] == "/ready"
+            assert app["livenessProbe"]["httpGet"]["path"] == "/health"
+
+
+def test_commands_name_real_modules_and_files(objects):
+    for owner, spec in pod_specs(objects).items():
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            text = " ".join(container.get("command", []) + container.get("args", []))
+            for module in re.findall(r"-m ([\w.]+)", text):
+                assert importlib.util.find_spec(module) is not None, (owner, module)
+            for conf in re.findall(r"-c (\S+\.py)", text):
+                assert (ROOT / conf).is_file(), (owner, conf)
+
+
+def test_every_variable_is_one_the_configuration_reads(objects):
+    known = variables_read_by_configuration()
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and "DEPLOYMENT" in o["data"])
+    assert config["data"]["DEPLOYMENT"] == "multi-host"
+    assert set(config["data"]) <= known, set(config["data"]) - known
+    secrets = {
+        name: set(secret.get("data", {}))
+        for name, secret in of_kind(objects, "Secret").items()
+        if "credentials" in name
+    }
+    for keys in secrets.values():
+        assert keys <= known, keys - known
+    for name, deployment in of_kind(objects, "Deployment").items():
+        (app,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert {variable["name"] for variable in app.get("env", [])} <= known, name
+
+
+def test_ports_probes_and_services_agree(objects):
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and "DEPLOYMENT" in o["data"])
+    services = of_kind(objects, "Service")
+    for service in ("product", "order"):
+        port = int(config["data"][f"{service.upper()}_PORT"])
+        deployment = of_kind(objects, "Deployment")[f"{service}-service"]
+        (app,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert app["ports"] == [{"name": "http", "containerPort": port}]
+        assert services[f"{service}-service"]["spec"]["ports"][0]["port"] == port
+        assert config["data"][f"{service.upper()}_SERVICE_URL"] == (
+            f"http://{service}-service:{port}"
+        )
+        worker = of_kind(objects, "Deployment")[f"{service}-worker"]
+        (app,) = worker["spec"]["template"]["spec"]["containers"]
+        assert app["ports"] == [{"name": "metrics", "containerPort": port + 1}]  # port + 1
+
+
+def test_termination_outlasts_the_drain(objects):
+    graceful_s = web_settings(port=3000, workers=1)["graceful_timeout"]
+    for name, deployment in of_kind(objects, "Deployment").items():
+        spec = deployment["spec"]["template"]["spec"]
+        (app,) = spec["containers"]
+        pause = 0
+        if "lifecycle" in app:
+            pause = int(app["lifecycle"]["preStop"]["exec"]["command"][-1])
+        assert spec["terminationGracePeriodSeconds"] >= pause + graceful_s + 5, name
+
+
+def test_autoscalers_and_disruption_budgets_cover_the_processes(objects):
+    deployments = of_kind(objects, "Deployment")
+    for autoscaler in of_kind(objects, "HorizontalPodAutoscaler").values():
+        assert autoscaler["spec"]["scaleTargetRef"]["name"] in deployments
+    assert set(of_kind(objects, "HorizontalPodAutoscaler")) == {"product-service", "order-service"}
+    budgets = of_kind(objects, "PodDisruptionBudget")
+    for name, deployment in deployments.items():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        covering = [
+            b
+            for b in budgets.values()
+            if b["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]
+        assert len(covering) == 1, name
+        assert covering[0]["spec"]["minAvailable"] < deployment["spec"]["replicas"] or (
+            deployment["spec"]["replicas"] == 1  # dev: one of each, nothing to keep
+        )
+
+
+def test_every_pod_is_locked_down(objects):
+    for owner, spec in pod_specs(objects).items():
+        assert spec["securityContext"]["runAsNonRoot"] is True, owner
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, owner
+        assert spec["automountServiceAccountToken"] is False, owner
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, (owner, container["name"])
+            assert context["capabilities"] == {"drop": ["ALL"]}, (owner, container["name"])
+            ours = container["image"].split(":")[0].endswith("order-product")
+            if ours:  # our image writes only to its memory volumes
+                assert context["readOnlyRootFilesystem"] is True, (owner, container["name"])
+                assert ":" in container["image"] and not container["image"].endswith(":latest")
+
+
+def test_network_policies_draw_the_architecture(objects):
+    policies = of_kind(objects, "NetworkPolicy")
+    assert policies["default-deny"]["spec"] == {
+        "podSelector": {},
+        "policyTypes": ["Ingress", "Egress"],
+    }
+    calls = {
+        (p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+         rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+         rule["ports"][0]["port"])
+        for p in policies.values()
+        if p["spec"]["policyTypes"] == ["Egress"] and "matchLabels" in p["spec"]["podSelector"]
+        and "app.kubernetes.io/name" in p["spec"]["podSelector"]["matchLabels"]
+        for rule in p["spec"]["egress"]
+    }  # fmt: skip
+    assert calls == {
+        ("order-service", "product-service", 3000),
+        ("product-service", "order-service", 4000),
+    }
+    public = policies["public-apis"]["spec"]
+    assert {p["port"] for p in public["ingress"][0]["ports"]} == {3000, 4000}
+    assert "from" not in public["ingress"][0]  # the APIs, from anywhere; nothing else is
+
+
+def test_migrations_run_as_a_job_that_new_pods_wait_for(objects):
+    job = of_kind(objects, "Job")["migrate"]
+    (app,) = job["spec"]["template"]["spec"]["containers"]
+    assert "product_service.migrate" in app["command"][-1]
+    assert "order_service.migrate" in app["command"][-1]
+    for name, deployment in of_kind(objects, "Deployment").items():
+        (wait,) = deployment["spec"]["template"]["spec"]["initContainers"]
+        service = name.split("-")[0]
+        assert f"python -m {service}_service.migrate --check" in wait["command"][-1], name
+
+
+def test_our_pods_run_as_the_images_user(objects):
+    dockerfile = (ROOT / "infra" / "Dockerfile").read_text()
+    uid = int(re.search(r"^USER (\d+)$", dockerfile, re.MULTILINE)[1])
+    assert f"--uid {uid}" in dockerfile
+    for owner, spec in pod_specs(objects).items():
+        if any(c["image"].split(":")[0].endswith("order-product") for c in spec["containers"]):
+            assert spec["securityContext"]["runAsUser"] == uid, owner
