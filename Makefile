@@ -98,12 +98,15 @@ bench: $(INSTALLED)
 	$(BIN)/python -m perf.bench
 
 # A Locust scenario against a running stack (make run): SCENARIO=seed-1000, seed-2000, reads, mixed.
+# LOCUST_PROCESSES > 1: a master and that many worker processes (the generator's own CPU).
 SCENARIO ?= seed-1000
 LOCUST_TIME ?= 60s
+LOCUST_PROCESSES ?= 1
 locust: $(INSTALLED)
 	mkdir -p perf/reports
 	SCENARIO=$(SCENARIO) TOKEN=$${TOKEN:-$$($(BIN)/python -m service_kit.http.dev_tokens 2>/dev/null)} \
 		$(BIN)/locust -f perf/locustfile.py --headless --only-summary \
+		$$([ "$(LOCUST_PROCESSES)" -gt 1 ] && echo --processes $(LOCUST_PROCESSES)) \
 		--users 10 --spawn-rate 10 --run-time $(LOCUST_TIME) \
 		--csv perf/reports/locust-$(SCENARIO) --html perf/reports/locust-$(SCENARIO).html
 

@@ -47,6 +47,7 @@ def variables_read_by_configuration() -> set[str]:
 # Their images hold their program only: nothing in them can probe (and nothing waits on them).
 WITHOUT_HEALTHCHECK = {"otel-collector", "jaeger"}
 OBSERVABILITY = {"prometheus", "grafana", "otel-collector", "jaeger"}
+LOADTEST = {"locust-master", "locust-worker"}
 
 
 def test_every_service_has_a_healthcheck():
@@ -59,8 +60,9 @@ def test_every_service_has_a_healthcheck():
 
 def test_observability_is_a_profile_of_its_own():
     profiled = {name for name, s in SERVICES.items() if s.get("profiles")}
-    assert profiled == OBSERVABILITY
+    assert profiled == OBSERVABILITY | LOADTEST
     assert all(SERVICES[name]["profiles"] == ["observability"] for name in OBSERVABILITY)
+    assert all(SERVICES[name]["profiles"] == ["loadtest"] for name in LOADTEST)
 
 
 def test_prometheus_scrapes_every_process_where_it_serves_its_metrics():
@@ -183,8 +185,8 @@ def test_mysql_is_durable_unless_dev_tuning_is_chosen():
 
 def test_only_the_two_apis_are_published():
     published = {name for name, service in SERVICES.items() if service.get("ports")}
-    assert published - OBSERVABILITY == {"product-service", "order-service"}
-    for name in published & OBSERVABILITY:  # the observability UIs: on this host only
+    assert published - OBSERVABILITY - LOADTEST == {"product-service", "order-service"}
+    for name in published & (OBSERVABILITY | LOADTEST):  # the tools' UIs: on this host only
         assert all(port.startswith("127.0.0.1:") for port in SERVICES[name]["ports"]), name
 
 
@@ -198,11 +200,13 @@ def test_every_secret_comes_from_the_generated_env_file():
     # Compose interpolates ${NAME:?…} from infra/.env; no password is written in infra/.
     used = set(re.findall(r"\$\{([A-Z_]+):\?run make infra/\.env\}", COMPOSE_TEXT))
     assert used == GENERATED_PASSWORDS
-    # The one other: where spans go, unset unless the operator says (no password).
-    optional = "${OTEL_EXPORTER_OTLP_ENDPOINT:-}"
-    assert not re.findall(
-        r"\$\{(?![A-Z_]+:\?run make infra/\.env\})", COMPOSE_TEXT.replace(optional, "")
-    )
+    # The others: where spans go, and the load generator's scenario and token (the operator's
+    # own, on the command line), unset unless said.
+    optional = ("OTEL_EXPORTER_OTLP_ENDPOINT:-}", "SCENARIO:-seed-1000}", "LOCUST_TOKEN:-}")
+    text = COMPOSE_TEXT
+    for variable in optional:
+        text = text.replace("${" + variable, "")
+    assert not re.findall(r"\$\{(?![A-Z_]+:\?run make infra/\.env\})", text)
     urls = re.findall(r"\w+(?:\+\w+)?://(?:\$\{[^}]*\}|[^\s\"'$])+", COMPOSE_TEXT)
     with_credentials = [url for url in urls if "@" in url]
     assert len(with_credentials) == 6  # a database, Redis and broker URL per service
@@ -277,6 +281,19 @@ def test_rabbitmq_definitions_are_generated_from_the_event_contract():
         assert f'change_password {user["name"]} "${password}"' in start
         assert password in SERVICES["rabbitmq"]["environment"]
     assert os.access(ROOT / "infra/rabbitmq/start.sh", os.X_OK)
+
+
+def test_the_load_generator_runs_the_locustfile_that_exists():
+    for name in LOADTEST:
+        (volume,) = SERVICES[name]["volumes"]
+        source, target = volume.split(":")[:2]
+        assert (ROOT / "infra" / source).resolve() == ROOT / "perf" / "locustfile.py"
+        assert SERVICES[name]["command"][1] == target
+    assert SERVICES["locust-worker"]["command"][-1] == "locust-master"
+    # The locust image holds Locust and its dependencies only, not this project's.
+    source = (ROOT / "perf" / "locustfile.py").read_text()
+    imported = set(re.findall(r"^(?:import|from) (\w+)", source, re.MULTILINE))
+    assert imported <= {"json", "os", "random", "urllib", "locust"}, imported
 
 
 def test_the_event_contract_names_a_publisher_for_every_event_type():

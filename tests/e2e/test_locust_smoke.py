@@ -27,6 +27,8 @@ def stack(tmp_path):
     [
         ("seed-1000", []),  # its own shape, scaled down to a few seconds at 50/s
         ("mixed", ["--users", "2", "--spawn-rate", "2", "--run-time", "4s"]),
+        # Distributed: a master and two worker processes, each with its own stock.
+        ("seed-1000", ["--processes", "2"]),
     ],
 )
 def test_scenario_runs_and_reports(stack, tmp_path, scenario, options):
