@@ -76,12 +76,12 @@ def test_every_process_is_deployed_replicated_and_probed(objects):
         assert app["readinessProbe"] and app["livenessProbe"], name
         requests, limits = app["resources"]["requests"], app["resources"]["limits"]
         assert set(requests) == set(limits) == {"cpu", "memory"}, name
+        if deployment["metadata"]["namespace"] != "order-product-dev":  # dev: one of each
+            assert deployment["spec"]["replicas"] >= 2, name
         if name.endswith("-worker"):  # the heartbeat of the worker's own name
             probe = app["livenessProbe"]["exec"]["command"]
-            assert probe == [
-                *["python", "-m", "service_kit.process.worker"],
-                f"{name[:-7]}-service worker",
-            ]
+            worker = f"{name.removesuffix('-worker')}-service worker"
+            assert probe == ["python", "-m", "service_kit.process.worker", worker]
         else:
             assert app["readinessProbe"]["httpGet"]["path"] == "/ready"
             assert app["livenessProbe"]["httpGet"]["path"] == "/health"
