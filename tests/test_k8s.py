@@ -31,8 +31,8 @@ def render(overlay: str, tmp_path: Path) -> list[dict]:
     if shutil.which("kubectl") is None:
         _absent("no kubectl (Debian's package; `make test` installs it as root)")
     copy = tmp_path / "k8s"
-    shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("*.env", "jwks.json"))
-    shutil.copy(K8S / "base" / "service-config.env", copy / "base")
+    generated = shutil.ignore_patterns(".env", "*-service.env", "jwks.json")  # a user's own
+    shutil.copytree(K8S, copy, ignore=generated)
     subprocess.run(
         [sys.executable, str(ROOT / "infra" / "generate_env.py"), "overlays/dev/.env", "--k8s-dev"],
         cwd=copy,

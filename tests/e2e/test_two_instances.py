@@ -50,23 +50,22 @@ def instances(shared_env, tmp_path_factory) -> Iterator[list[RunningStack]]:
 
 
 @pytest.fixture
-def tap(rabbitmq_url) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
-    """A queue of its own bound to every order.created on the exchange."""
+def tap(rabbitmq_url) -> Iterator[tuple[pika.adapters.blocking_connection.BlockingChannel, str]]:
+    """A queue of its own bound to every order.created on the exchange, and its channel."""
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     channel = connection.channel()
     channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True)
     queue = f"test.tap-{uuid.uuid4().hex[:8]}"
     channel.queue_declare(queue, exclusive=True)
     channel.queue_bind(queue, EXCHANGE, routing_key="order.created")
-    channel.tap_queue = queue
-    yield channel
+    yield channel, queue
     connection.close()
 
 
-def published_order_ids(channel) -> Counter:  # noqa: ANN001
+def published_order_ids(channel, queue: str) -> Counter:  # noqa: ANN001
     """How many times each order's order.created reached the tap (emptied)."""
     seen: Counter = Counter()
-    while (message := channel.basic_get(channel.tap_queue, auto_ack=True))[0] is not None:
+    while (message := channel.basic_get(queue, auto_ack=True))[0] is not None:
         events, poison = read_message(message[2], message[0].routing_key)
         assert not poison
         seen.update(event.data["id"] for event in events)
@@ -152,7 +151,7 @@ def test_steady_load_publishes_each_order_created_once(instances, mysql_database
     statuses = settled(mysql_databases, product_id)
     assert statuses == Counter(CONFIRMED=len(placed))
     time.sleep(1)  # the tap gets its copies as the product queue does
-    published = published_order_ids(tap)
+    published = published_order_ids(*tap)
     assert set(published) == {order["id"] for order in placed}
     assert set(published.values()) == {1}, "an order.created was published twice"
 
