@@ -11,7 +11,7 @@ PRODUCT_PORT ?= 3000
 ORDER_PORT ?= 4000
 export PRODUCT_PORT ORDER_PORT
 
-.PHONY: run test migrate generate lint format clean bench bench-relay contract debian-tools locust locust-stack lock token
+.PHONY: run test migrate generate lint format clean bench soak bench-relay contract debian-tools locust locust-stack lock token
 
 # Every package at the version, and with the hashes, of the lock files (make lock refreshes them).
 LOCK := requirements.lock
@@ -96,6 +96,12 @@ contract: $(INSTALLED)
 # writes perf/reports/bench-<time>.json.
 bench: $(INSTALLED)
 	$(BIN)/python -m perf.bench
+
+# POST /orders held RATE/s for MINUTES with the system's state recorded every second (perf/soak.py).
+RATE ?= 1000
+MINUTES ?= 10
+soak: $(INSTALLED)
+	$(BIN)/python -m perf.soak --rate $(RATE) --minutes $(MINUTES)
 
 # A Locust scenario against a running stack (make run): SCENARIO=seed-1000, seed-2000, reads, mixed.
 # LOCUST_PROCESSES > 1: a master and that many worker processes (the generator's own CPU).

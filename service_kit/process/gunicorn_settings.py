@@ -42,6 +42,9 @@ def settle_garbage_collector(_worker: Any = None) -> None:
     again, stalling a worker's requests (POST /orders' p99 with it: docs/performance.md)."""
     gc.freeze()
     gc.set_threshold(10_000, 20, 100)
+    from service_kit.telemetry import metrics  # in the worker: its multiprocess folder is set
+
+    metrics.time_gc_pauses()
 
 
 # Not imported here: prometheus_client picks its kind of values when it is first imported, and

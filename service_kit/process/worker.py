@@ -42,6 +42,7 @@ def observe(service: str, config: ServiceConfig, *collectors: object) -> None:
     tracing.configure(service)
     for collector in collectors:
         metrics.register(collector)
+    metrics.time_gc_pauses()
     if config.worker_metrics_port:
         try:
             metrics.serve(config.host, config.worker_metrics_port)
