@@ -347,20 +347,24 @@ class _Windows:
     def _hit_pipelined(self, keys: Sequence[tuple[str, Policy]]) -> list[tuple[bool, tuple]]:
         storage: RedisStorage = self._storage
         acquire, window = storage.lua_acquire_sliding_window, storage.lua_sliding_window
-        pipe = storage.get_connection().pipeline(transaction=False)
-        for key, policy in keys:
-            both = (
-                storage.prefixed_key(storage._previous_window_key(key)),
-                storage.prefixed_key(storage._current_window_key(key)),
-            )
-            pipe.evalsha(acquire.sha, 2, *both, policy.quota, policy.window_s, 1)
-            pipe.evalsha(window.sha, 2, *both, policy.window_s)
+
+        def send() -> list[Any]:
+            pipe = storage.get_connection().pipeline(transaction=False)
+            for key, policy in keys:
+                both = (
+                    storage.prefixed_key(storage._previous_window_key(key)),
+                    storage.prefixed_key(storage._current_window_key(key)),
+                )
+                pipe.evalsha(acquire.sha, 2, *both, policy.quota, policy.window_s, 1)
+                pipe.evalsha(window.sha, 2, *both, policy.window_s)
+            return pipe.execute()
+
         try:
-            replies = pipe.execute()
-        except redis.exceptions.NoScriptError:  # a restarted or flushed Redis: load, once
+            replies = send()
+        except redis.exceptions.NoScriptError:  # a new, restarted or flushed Redis: load, once
             for script in (acquire, window):
                 storage.get_connection().script_load(script.script)
-            replies = pipe.execute()
+            replies = send()
         results = []
         for index in range(0, len(replies), 2):
             p_count, p_ttl, c_count, c_ttl = replies[index + 1] or (0, 0, 0, 0)
