@@ -170,7 +170,7 @@ class Limiter:
         environ[DECISION] = None
         if caller is None and "HTTP_AUTHORIZATION" in environ:
             caller = self._caller(environ, scopes=None)
-        client = f"s:{caller.subject}" if caller else f"a:{self.client_address(environ)}"
+        client = f"s:{caller.subject}" if caller else f"a:{client_address(environ, self._trusted)}"
         if time.monotonic() < self._skip_until:
             metrics.rate_limiter_failures.labels(operation_id).inc()
             return None
@@ -222,9 +222,6 @@ class Limiter:
         except errors.ServiceError:
             return None
         return caller
-
-    def client_address(self, environ: dict[str, Any]) -> str:
-        return client_address(environ, self._trusted)
 
     def _failed(self, operation_id: str, exc: Exception) -> None:
         metrics.rate_limiter_failures.labels(operation_id).inc()
