@@ -16,8 +16,8 @@ from connexion.resolver import Resolver
 from flask.json.provider import DefaultJSONProvider
 
 from service_kit import exact_json, idempotency
-from service_kit.config import AuthSettings
-from service_kit.http import auth, edge
+from service_kit.config import AuthSettings, RateLimitSettings
+from service_kit.http import auth, edge, rate_limits
 from service_kit.http.dev_tokens import ensure_dev_keys
 from service_kit.http.fast_path import FastPath, fast_routes
 from service_kit.http.request_validation import (
@@ -37,6 +37,7 @@ def create_service_app(
     auth_settings: AuthSettings,
     fast_operations: Sequence[str] = (),
     validate_responses: bool = False,
+    rate_limit_settings: RateLimitSettings | None = None,
 ) -> connexion.FlaskApp:
     """The service's Connexion app. `handlers` has one method per operationId of the spec,
     called only for callers its security requirement admits (service_kit/http/auth.py);
@@ -47,7 +48,8 @@ def create_service_app(
     ensure_dev_keys(auth_settings)
     verifier = auth.TokenVerifier(auth_settings)
     flask_app.extensions[auth.EXTENSION] = verifier
-    scopes = _scopes_by_operation(yaml.safe_load((SPEC_DIR / spec_file).read_text()))
+    spec = yaml.safe_load((SPEC_DIR / spec_file).read_text())
+    scopes = _scopes_by_operation(spec)
     flask_app.url_map.converters["int"] = _AnyPathSegment
     flask_app.json = ExactJSONProvider(flask_app)
     flask_app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -69,11 +71,12 @@ def create_service_app(
     )
     _repair_swagger_ui_home(flask_app, api)
     _name_operations(flask_app, api.blueprint.name, scopes)
+    limiter = rate_limits.install(flask_app, spec, rate_limit_settings, verifier)
     pipeline = flask_app.wsgi_app
     if fast_operations:
         routes = fast_routes(api, fast_operations)
-        pipeline = FastPath(pipeline, routes, MAX_BODY_BYTES, verifier)
-    flask_app.wsgi_app = edge.Edge(pipeline)
+        pipeline = FastPath(pipeline, routes, MAX_BODY_BYTES, verifier, limiter)
+    flask_app.wsgi_app = rate_limits.with_headers(edge.Edge(pipeline))
     return app
 
 

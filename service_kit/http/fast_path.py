@@ -172,9 +172,11 @@ class FastPath:
         routes: Sequence[FastRoute],
         max_body: int,
         verifier: auth.TokenVerifier,
+        limiter: Any,  # service_kit/http/rate_limits.py's Limiter
     ) -> None:
         self._pipeline = pipeline
         self._verifier = verifier
+        self._limiter = limiter
         self._fixed = {(r.method, r.path): r for r in routes if "{" not in r.path}
         self._templated = [(r.method, _path_pattern(r.path), r) for r in routes if "{" in r.path]
         self._max_body = max_body
@@ -196,6 +198,9 @@ class FastPath:
                 arguments["caller"] = caller
         except ServiceError as exc:
             return edge.handle_exception(exc)(environ, start_response)
+        refused = self._limiter.check(environ, route.operation_id, arguments.get("caller"))
+        if refused is not None:  # over a rate limit: service_kit/http/rate_limits.py
+            return refused(environ, start_response)
         try:
             for header, accepts in route.accepts_headers.items():
                 if header in environ:

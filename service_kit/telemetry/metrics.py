@@ -44,6 +44,16 @@ http_duration = Histogram(
     ["operation"],
     buckets=_LATENCY_BUCKETS,
 )
+rate_limited = Counter(
+    "http_server_rate_limited",
+    "Requests refused with 429 by a rate-limit policy, by operation and policy",
+    ["operation", "policy"],
+)
+rate_limiter_failures = Counter(
+    "http_server_rate_limiter_failures",
+    "Requests of limited operations served unchecked (fail open): the limiter's storage failed",
+    ["operation"],
+)
 
 # Storage.
 group_commit_batch = Histogram(
