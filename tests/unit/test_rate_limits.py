@@ -154,3 +154,49 @@ def test_the_fields_are_structured_field_lists():
         ("burst", {"r": 42, "t": 17}),
         ("daily", {"r": 4000, "t": 3600}),
     ]
+
+
+class CountedStorage:
+    """The `limits` memory storage, counting the trips a limiter makes to it."""
+
+    def __init__(self) -> None:
+        from limits.storage import MemoryStorage
+
+        self.storage = MemoryStorage()
+        self.trips = 0
+
+    def acquire_sliding_window_entry(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        self.trips += 1
+        return self.storage.acquire_sliding_window_entry(*args, **kwargs)
+
+    def get_sliding_window(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        return self.storage.get_sliding_window(*args, **kwargs)
+
+
+def test_a_busy_client_takes_its_units_in_leases_and_never_more_than_the_quota():
+    from service_kit.http.rate_limits import _Windows
+
+    policy = Policy("burst", 2000, 60)
+    shared = CountedStorage()
+    processes = [_Windows(shared), _Windows(shared)]  # two web workers on one window
+
+    def admitted(requests: int) -> int:
+        return sum(processes[n % 2].hit([("burst/s:alice", policy)])[0][0] for n in range(requests))
+
+    # Leases of up to 1% of the quota: a few dozen trips, not one per request.
+    assert admitted(1900) == 1900
+    assert shared.trips < 150
+    # Together never more than the quota, and at most a lease per process left unspent.
+    assert 100 - 2 * 20 <= admitted(700) <= 100
+
+
+def test_a_leased_unit_counts_down_the_standing_one_by_one():
+    from service_kit.http.rate_limits import _Windows
+
+    policy = Policy("burst", 1000, 60)
+    windows = _Windows(CountedStorage())
+    left = [
+        _standing(policy, acquired, *window)[0]
+        for acquired, window in (windows.hit([("burst/a:1", policy)])[0] for _ in range(40))
+    ]
+    assert left == list(range(999, 959, -1))
