@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from devstack.throwaway import bearer
+from service_kit.http import auth
 from service_kit.http.app import SPEC_DIR
 from service_kit.http.operations import scopes_by_operation
 from tests.helpers import assert_problem
@@ -115,6 +116,24 @@ def test_scope_is_checked_before_the_body(stack, service_env, service, path, sco
     if body is not None:
         rightly_scoped = client.post(url, headers=bearer(service_env, None), **options)
         assert_problem(rightly_scoped, 400)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [({"qty": 1}, 201), ({"qty": 0}, 400)],
+    ids=["served", "handed-to-the-pipeline"],
+)
+def test_authorize_runs_once_per_request(stack, service_env, monkeypatch, body, status):
+    """Once on either path, also when the fast path admits a request and hands it on."""
+    product = new_product(stack.product.test_client(), price=10, qty=5)
+    calls = []
+    authorize = auth.authorize
+    monkeypatch.setattr(auth, "authorize", lambda *args: calls.append(args) or authorize(*args))
+    answer = stack.order.test_client().post(
+        "/orders", json={"productId": product["id"], **body}, headers=bearer(service_env)
+    )
+    assert answer.status_code == status
+    assert len(calls) == 1
 
 
 def test_the_specs_secure_every_write_and_every_order_read():
