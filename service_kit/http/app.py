@@ -96,7 +96,9 @@ def _admit_before_validation(
         record = record_of.get(rule.endpoint) if rule is not None else None
         if record is not None:
             flask.request.environ[edge.OPERATION] = record.label
-            record.admit(flask.request.environ, verifier)
+            # Flask answers OPTIONS itself (its Allow header), without the operation's view.
+            if flask.request.method != "OPTIONS" or record.method == "OPTIONS":
+                record.admit(flask.request.environ, verifier)
 
 
 def _pipeline_handler(record: Operation) -> Callable[..., flask.Response]:

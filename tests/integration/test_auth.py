@@ -136,6 +136,12 @@ def test_authorize_runs_once_per_request(stack, service_env, monkeypatch, body, 
     assert len(calls) == 1
 
 
+def test_options_stays_flasks_and_needs_no_token(stack):
+    answer = stack.order.test_client().options("/orders", headers=NO_TOKEN)
+    assert answer.status_code == 200
+    assert {"POST", "OPTIONS"} <= set(answer.headers["Allow"].split(", "))
+
+
 def test_the_specs_secure_every_write_and_every_order_read():
     secured = {o[3]["operationId"]: o[4] for o in SECURED}
     assert secured == {
