@@ -10,8 +10,10 @@ INSTALLED := $(VENV)/.installed
 PRODUCT_PORT ?= 3000
 ORDER_PORT ?= 4000
 export PRODUCT_PORT ORDER_PORT
+PRODUCT_ADDRESS = $(or $(PRODUCT_HOST),127.0.0.1):$(PRODUCT_PORT)
+ORDER_ADDRESS = $(or $(ORDER_HOST),127.0.0.1):$(ORDER_PORT)
 
-.PHONY: run test migrate generate lint format clean bench bench-relay contract debian-tools locust locust-stack lock token
+.PHONY: run check-ports test migrate generate lint format clean bench bench-relay contract debian-tools locust locust-stack lock token
 
 # Every package at the version, and with the hashes, of the lock files (make lock refreshes them).
 LOCK := requirements.lock
@@ -33,14 +35,18 @@ lock: $(INSTALLED)
 	$(PIP_COMPILE) --upgrade -o $(LOCK) pyproject.toml
 	$(PIP_COMPILE) --upgrade --extra dev -c $(LOCK) -o $(DEV_LOCK) pyproject.toml
 
+check-ports: $(INSTALLED)
+	@$(BIN)/python -m devstack.ports
+
 migrate: $(INSTALLED)
 	$(BIN)/python -m product_service.migrate
 	$(BIN)/python -m order_service.migrate
 
-run: migrate
-	@echo "product-service  http://127.0.0.1:$(PRODUCT_PORT)  (Swagger UI: http://127.0.0.1:$(PRODUCT_PORT)/ui)"
-	@echo "order-service    http://127.0.0.1:$(ORDER_PORT)  (Swagger UI: http://127.0.0.1:$(ORDER_PORT)/ui)"
-	@echo "metrics          http://127.0.0.1:$(PRODUCT_PORT)/metrics, http://127.0.0.1:$(ORDER_PORT)/metrics (workers: port + 1)"
+# Refuses to start (and touches nothing) while a port it needs is taken: devstack/ports.py.
+run: check-ports migrate
+	@echo "product-service  http://$(PRODUCT_ADDRESS)  (Swagger UI: http://$(PRODUCT_ADDRESS)/ui/)"
+	@echo "order-service    http://$(ORDER_ADDRESS)  (Swagger UI: http://$(ORDER_ADDRESS)/ui/)"
+	@echo "metrics          http://$(PRODUCT_ADDRESS)/metrics, http://$(ORDER_ADDRESS)/metrics (workers: port + 1)"
 	@echo "a token with every scope, for 24 h (make token prints another):"
 	@$(BIN)/python -m service_kit.http.dev_tokens
 	$(BIN)/python -m devstack.supervise Procfile
