@@ -168,6 +168,9 @@ def ping(engine: Engine) -> None:
         connection.execute(text("SELECT 1"))
 
 
+CENT = decimal.Decimal("0.01")
+
+
 class Money(TypeDecorator[decimal.Decimal]):
     """DECIMAL(precision, 2) where the database has exact decimals; text on SQLite, whose NUMERIC
     would round through binary floating point."""
@@ -187,11 +190,13 @@ class Money(TypeDecorator[decimal.Decimal]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        cents = decimal.Decimal(value).quantize(decimal.Decimal("0.01"))
+        cents = decimal.Decimal(value).quantize(CENT)
         return str(cents) if dialect.name == "sqlite" else cents
 
     def process_result_value(self, value: Any, dialect: Dialect) -> decimal.Decimal | None:
-        return None if value is None else decimal.Decimal(value)
+        # Always two decimals, as written: rows stored as "3000.0" (a float once bound on
+        # SQLite) read back the same as "3000.00".
+        return None if value is None else decimal.Decimal(value).quantize(CENT)
 
 
 class UtcDateTime(TypeDecorator[datetime.datetime]):
