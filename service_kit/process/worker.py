@@ -18,6 +18,7 @@ from service_kit.messaging.broker import Broker
 from service_kit.messaging.consumer import consume
 from service_kit.messaging.events import Event
 from service_kit.process.files import run_dir
+from service_kit.storage.db import exit_unless_reachable
 from service_kit.telemetry import metrics, tracing
 
 Task = Callable[[threading.Event], None]
@@ -39,6 +40,7 @@ def observe(service: str, config: ServiceConfig, *collectors: object) -> None:
     it."""
     _lower_priority(config.worker_nice)
     logs.configure(config.log_level, config.log_format)
+    exit_unless_reachable(config.database_url, f"{service} worker")
     tracing.configure(service)
     for collector in collectors:
         metrics.register(collector)

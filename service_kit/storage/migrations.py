@@ -9,7 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData
 
-from service_kit.storage.db import create_engine_for
+from service_kit.storage.db import create_engine_for, exit_unless_reachable
 
 
 def upgrade_to_head(script_location: str, database_url: str) -> None:
@@ -36,13 +36,14 @@ def is_at_head(script_location: str, database_url: str) -> bool:
 def migrate_main(script_location: str, database_url: str, argv: list[str]) -> None:
     """A service's `python -m <service>.migrate`: upgrades to the newest revision; with
     `--check`, changes nothing and exits 1 unless the schema is already there."""
+    if argv not in ([], ["--check"]):
+        raise SystemExit(f"usage: python -m <service>.migrate [--check]; not {argv}")
+    exit_unless_reachable(database_url, script_location.replace(":", "."))
     if argv == ["--check"]:
         if not is_at_head(script_location, database_url):
             print(f"{script_location}: the schema is not at the newest revision", file=sys.stderr)
             raise SystemExit(1)
         return
-    if argv:
-        raise SystemExit(f"usage: python -m <service>.migrate [--check]; not {argv}")
     upgrade_to_head(script_location, database_url)
 
 
