@@ -29,11 +29,15 @@ def test_check_says_whether_the_schema_is_at_the_newest_revision(database_urls):
         with pytest.raises(SystemExit) as refused:
             migrate_main(ORDERS, url, ["--check"])
         assert refused.value.code == 1
+        with pytest.raises(SystemExit) as gave_up:  # a new pod's wait, with its deadline
+            migrate_main(ORDERS, url, ["--wait", "0"])
+        assert gave_up.value.code == 1
     finally:
         with engine.begin() as connection:
             connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": before})
         engine.dispose()
     migrate_main(ORDERS, url, ["--check"])
+    migrate_main(ORDERS, url, ["--wait", "5"])  # there already: returns at once
     with pytest.raises(SystemExit, match="usage"):
         migrate_main(ORDERS, url, ["--frobnicate"])
 
