@@ -23,7 +23,12 @@ class DriverInsert:
         compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
         self.sql = str(compiled)
         self._order = positional_order(compiled)
-        self._binders = [(name, table.c[name].type.bind_processor(dialect)) for name in columns]
+        # The dialect's own type (a TypeDecorator's load_dialect_impl), as SQLAlchemy binds it:
+        # Money is text on SQLite, and Numeric's generic binder would make it a float there.
+        self._binders = [
+            (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in columns
+        ]
 
     def parameters(self, row: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
         """The row's values as the driver takes them (named or positional)."""
