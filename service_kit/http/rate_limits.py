@@ -18,8 +18,8 @@
   problem+json of type `urn:order-product:problem:quota-exceeded`, with `Retry-After` and the
   violated `policy`.
 
-The hooks: `Limiter.check` right after authentication on each path (a before-request function
-of the pipeline, `install`; a call in the fast path), and `with_headers` around the app."""
+The hooks: `Limiter.check` right after each path admits the request (its operation record's
+`admit`: service_kit/http/app.py, fast_path.py), and `with_headers` around the app."""
 
 import ipaddress
 import logging
@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import flask
 import redis
 import redis.sentinel
 from limits.storage import MemoryStorage, RedisStorage, storage_from_string
@@ -75,7 +74,6 @@ class Policy:
 class _Operation:
     policies: tuple[Policy, ...]
     policy_field: str  # RateLimit-Policy, the same on every answer
-    scopes: frozenset[str] | None  # what its security asks for; None: public
 
 
 @dataclass(frozen=True)
@@ -140,18 +138,16 @@ class Limiter:
     def __init__(
         self,
         spec: Mapping[str, Any],
-        settings: RateLimitSettings,
+        settings: RateLimitSettings | None,
         verifier: auth.TokenVerifier,
         *,
         storage: Any = None,
     ) -> None:
+        settings = settings or _UNCONFIGURED
         self._verifier = verifier
         self._trusted = settings.trusted_proxies
         self._operations = {
-            operation_id: _Operation(
-                policies, ", ".join(p.field for p in policies), scopes[operation_id]
-            )
-            for scopes in [_scopes(spec)]
+            operation_id: _Operation(policies, ", ".join(p.field for p in policies))
             for operation_id, policies in compile_policies(spec, settings).items()
             if policies
         }
@@ -169,7 +165,7 @@ class Limiter:
             return None
         environ[DECISION] = None
         if caller is None and "HTTP_AUTHORIZATION" in environ:
-            caller = self._caller(environ, scopes=None)
+            caller = self._caller(environ)
         client = f"s:{caller.subject}" if caller else f"a:{client_address(environ, self._trusted)}"
         if time.monotonic() < self._skip_until:
             metrics.rate_limiter_failures.labels(operation_id).inc()
@@ -200,28 +196,12 @@ class Limiter:
             policy=policy.name,
         )
 
-    def check_in_pipeline(self, environ: dict[str, Any]) -> edge.WsgiApp | None:
-        """The pipeline's check, before Connexion authenticates: a request its security would
-        refuse is not counted (it gets its 401 or 403)."""
-        operation_id = environ.get(edge.OPERATION)
-        operation = self._operations.get(operation_id)  # type: ignore[arg-type]
-        if operation is None or DECISION in environ:
-            return None
-        caller = None
-        if operation.scopes is not None:
-            caller = self._caller(environ, scopes=operation.scopes)
-            if caller is None:
-                return None
-        return self.check(environ, operation_id, caller)  # type: ignore[arg-type]
-
-    def _caller(self, environ: dict[str, Any], scopes: Iterable[str] | None) -> Caller | None:
+    def _caller(self, environ: dict[str, Any]) -> Caller | None:
+        """The subject of a public operation's request that carries a valid token."""
         try:
-            caller = self._verifier.caller(environ.get("HTTP_AUTHORIZATION"))
-            if scopes is not None:
-                auth.authorize(caller, scopes)
+            return self._verifier.caller(environ.get("HTTP_AUTHORIZATION"))
         except errors.ServiceError:
             return None
-        return caller
 
     def _failed(self, operation_id: str, exc: Exception) -> None:
         metrics.rate_limiter_failures.labels(operation_id).inc()
@@ -233,31 +213,6 @@ class Limiter:
                     _PAUSE_AFTER_FAILURE_S,
                 )
                 self._skip_until = time.monotonic() + _PAUSE_AFTER_FAILURE_S
-
-
-def _scopes(spec: Mapping[str, Any]) -> dict[str, frozenset[str] | None]:
-    return {
-        operation["operationId"]: auth.required_scopes(operation, spec)
-        for methods in spec["paths"].values()
-        for operation in methods.values()
-        if isinstance(operation, dict) and "operationId" in operation
-    }
-
-
-def install(
-    flask_app: flask.Flask,
-    spec: Mapping[str, Any],
-    settings: RateLimitSettings | None,
-    verifier: auth.TokenVerifier,
-) -> Limiter:
-    """The app's limiter, checking the pipeline's requests once their operation is named."""
-    limiter = Limiter(spec, settings or _UNCONFIGURED, verifier)
-
-    @flask_app.before_request
-    def check_rate_limits() -> Any:
-        return limiter.check_in_pipeline(flask.request.environ)
-
-    return limiter
 
 
 _UNCONFIGURED = RateLimitSettings(

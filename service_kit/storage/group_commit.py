@@ -6,11 +6,12 @@ item waiting, commits them together, runs `after_commit`, then wakes their reque
 request still answers only once its own write is durable, but N requests cost one commit (one
 fsync) instead of N, and the per-statement work is shared too.
 
-Batches adapt to the load, as a database's leader/follower group commit does: a write that finds
-the committer idle after a lone write is committed at once (a lone order waits for nothing but
-its own commit); once batches hold more than one write, commits start at most every `interval_s`
-so that a batch gathers more than what came in during the last commit, which saves CPU per order
-while it costs latency only under load (docs/performance.md)."""
+Batches adapt to the load, as a database's leader/follower group commit does: while writes come
+more rarely than one per `interval_s` (a moving average of the rate batches arrive at), each is
+committed at once, and a lone order waits for nothing but its own commit; when more come, or a
+batch held more than one, commits start at most every `interval_s`, so that a batch gathers more
+than what came in during the last commit: a commit's CPU is shared by more orders while the
+wait costs latency only under load (docs/performance.md)."""
 
 import logging
 import os
@@ -57,6 +58,7 @@ class GroupCommit(Generic[Item, Result]):
         self._interval_s = interval_s
         self._last_started = 0.0  # perf_counter() when the last commit started
         self._last_size = 0  # of the last batch: more than one means writes overlap
+        self._rate = 0.0  # writes per second, a moving average over batches
         self._after_commit = after_commit
         self._max_batch = max_batch
         self._wait_s = wait_s
@@ -108,8 +110,13 @@ class GroupCommit(Generic[Item, Result]):
 
     def _next_batch(self) -> list[_Pending[Item, Result]]:
         batch = [self._queue.get()]
-        if self._last_size > 1:  # under load: space the commits to gather bigger batches
-            wait = self._last_started + self._interval_s - time.perf_counter()
+        now = time.perf_counter()
+        if self._last_size:
+            since = max(now - self._last_started, 1e-6)
+            self._rate += 0.2 * (self._last_size / since - self._rate)
+        if self._last_size > 1 or self._rate * self._interval_s >= 1:
+            # Under load: space the commits to gather bigger batches.
+            wait = self._last_started + self._interval_s - now
             if wait > 0:
                 time.sleep(wait)
         while len(batch) < self._max_batch:

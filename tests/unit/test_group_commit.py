@@ -42,11 +42,28 @@ def test_concurrent_submissions_are_committed_together():
 
 
 def test_a_lone_write_is_committed_at_once():
-    group = GroupCommit(lambda items: items, interval_s=5.0)
-    for n in range(3):  # one after another: each finds the committer idle after a lone write
+    group = GroupCommit(lambda items: items, interval_s=0.2)
+    for n in range(4):  # rarer than one per interval: each is committed without waiting
+        time.sleep(0.5)
         started = time.perf_counter()
         assert group.submit(n) == n
-        assert time.perf_counter() - started < 1.0
+        assert time.perf_counter() - started < 0.15
+
+
+def test_writes_more_frequent_than_the_interval_wait_for_company():
+    batches: list[list[int]] = []
+
+    def commit(items):
+        batches.append(list(items))
+        return items
+
+    group = GroupCommit(commit, interval_s=0.3)
+    for n in range(20):  # one every 50 ms, each waiting for its commit: six per interval
+        threading.Thread(target=group.submit, args=(n,)).start()
+        time.sleep(0.05)
+    time.sleep(0.6)
+    assert sorted(sum(batches, [])) == list(range(20))
+    assert max(len(batch) for batch in batches) >= 4
 
 
 def test_while_writes_overlap_commits_are_spaced_to_gather_bigger_batches():
