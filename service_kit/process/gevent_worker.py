@@ -94,6 +94,7 @@ class Connection:
         continued = False
         while True:
             while reader.requests:
+                continued = False
                 if not self._answer(reader.requests.popleft()):
                     self._close_lingering()
                     return
@@ -102,7 +103,6 @@ class Connection:
                 return
             if not reader.in_message:
                 watch.idle(self)
-                continued = False
             elif reader.expects_continue and not continued:
                 self.socket.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
                 continued = True
