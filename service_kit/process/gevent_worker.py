@@ -252,6 +252,11 @@ class Connection:
 
     def _refuse(self, refusal: Refusal) -> None:
         rid = self.reader.request_id
+        # The detail is the parser's or ours, never the client's bytes: safe to log as it is.
+        peer = self.addr[0] if isinstance(self.addr, tuple) else "-"
+        self.worker.log.info(
+            "Refused a request from %s: %s %s", peer, refusal.status, refusal.detail
+        )
         self._problem(
             refusal.status,
             refusal.detail,
