@@ -1,5 +1,6 @@
 """The ceiling: a bare Flask endpoint with no I/O, served by gunicorn with the services' own
-settings (gevent_pywsgi, 2 workers, reuse_port). Anything the services do costs against this."""
+settings (the services' worker class, 2 workers, reuse_port). Anything the services do costs
+against this."""
 
 import flask
 

@@ -2,13 +2,13 @@
 
 A connection that waits on its client holds one of the worker's `worker_connections` slots: an
 idle keep-alive connection, one whose request head (line and headers) has not fully arrived,
-or one whose body the application is still reading. Each phase has a deadline
-(`ConnectionLimits`); a sweep every half second shuts the read side of every connection past
-its deadline, which ends the read in progress: an idle connection closes, a late head gets a
-400, a late body the application's 400 problem. When a new connection takes the worker's last
-slot, the connection that has waited longest on its client (idle first, then one sending its
-head, then its body) is shut to make room, so idle or trickling clients cannot keep a normal
-request out. A connection whose request the application has read in full is never shut.
+or one whose body has not fully arrived. Each phase has a deadline (`ConnectionLimits`); a
+sweep every half second shuts the read side of every connection past its deadline, which ends
+the read in progress: an idle connection closes, a late head or body gets a 400. When a new
+connection takes the worker's last slot, the connection that has waited longest on its client
+(idle first, then one sending its head, then its body) is shut to make room, so idle or
+trickling clients cannot keep a normal request out. A connection whose request has arrived in
+full (the application working on it) is in no phase, and never shut.
 """
 
 import contextlib
@@ -47,32 +47,32 @@ class ConnectionWatch:
         self._head.pop(handler, None)
         self._body[handler] = time.monotonic() + self.limits.body_timeout_s
 
+    def working(self, handler: Any) -> None:
+        """The request has arrived in full: nothing to wait for until it is answered."""
+        self.forget(handler)
+
     def forget(self, handler: Any) -> None:
         for phase in (self._idle, self._head, self._body):
             phase.pop(handler, None)
 
     # What the worker does with them.
 
-    def make_room(self, newcomer: Any, pool: Any) -> None:
-        """Called as `newcomer` starts: if it took the last slot, shut the longest waiter."""
-        if pool.free_count() > 0:
+    def make_room(self, newcomer: Any, free_slots: int) -> None:
+        """Called as `newcomer` starts, with the slots left: if it took the last one, shut the
+        longest waiter."""
+        if free_slots > 0:
             return
         for phase in (self._idle, self._head, self._body):
             for handler in phase:
-                if handler is not newcomer and (phase is not self._body or _body_unread(handler)):
+                if handler is not newcomer:
                     self._shut(handler, phase)
                     return
 
     def sweep(self) -> None:
         now = time.monotonic()
-        for phase in (self._idle, self._head):
+        for phase in (self._idle, self._head, self._body):
             for handler in [h for h, deadline in phase.items() if deadline < now]:
                 self._shut(handler, phase)
-        for handler in [h for h, deadline in self._body.items() if deadline < now]:
-            if _body_unread(handler):
-                self._shut(handler, self._body)
-            else:
-                del self._body[handler]  # the application has it all: nothing left to wait for
 
     def shut_idle(self) -> None:
         """On shutdown: idle connections would hold the worker until its graceful timeout."""
@@ -90,16 +90,7 @@ class ConnectionWatch:
     @staticmethod
     def _shut(handler: Any, phase: dict[Any, float]) -> None:
         del phase[handler]
-        # The read in progress (gevent's) ends with an error; answers can still be written.
+        # The read in progress ends (it reads the end of the stream); answers can still be written.
         # The connection may be closed, or its socket gone, already.
         with contextlib.suppress(OSError, AttributeError):
             handler.socket.shutdown(socket.SHUT_RD)
-
-
-def _body_unread(handler: Any) -> bool:
-    body = getattr(handler, "wsgi_input", None)
-    if body is None:
-        return False
-    if body.chunked_input:
-        return body.chunk_length != 0
-    return body.position < (body.content_length or 0)

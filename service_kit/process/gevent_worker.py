@@ -1,199 +1,365 @@
-"""gunicorn's gevent_pywsgi worker, reading requests strictly (RFC 9112) and fast.
+"""gunicorn's gevent worker serving the WSGI app over connections framed by llhttp.
 
-gevent's WSGI server reads headers with `http.client.parse_headers`, which runs the whole
-`email` package's parser over them (a large share of a web worker's CPU on POST /orders) and
-guesses where a request is ambiguous: folded lines, a line without a colon or with space before
-it, a bare CR, NUL in a value, several or malformed Content-Lengths, Transfer-Encodings other
-than `chunked`, both framings at once, a missing or repeated Host. Behind a proxy that guesses
-otherwise, such a request smuggles another. Here the request line and each header line must be
-exactly what RFC 9112 allows, the message framing must be unambiguous, and a block over 32 KiB
-or of more than 100 lines is refused: every such request gets gevent's 400, and its connection
-is closed, so nothing behind it runs.
+gunicorn accepts the connections (its gevent machinery: a pool of greenlets per listener, its
+signals and graceful stop); each connection is read here: its requests are framed by
+`http_framing.RequestReader` (llhttp through httptools, strict), each one's body read in full
+before the app runs, and the app's answer written here with its length, or chunked for an
+HTTP/1.1 client when the app gives none. A request that is refused gets one problem+json answer
+(400, 413 or 431, with an X-Request-ID) and its connection is closed, lingering: the write side
+shut, what the client still sends drained for a moment, then closed, so the answer arrives and
+nothing after a framing error ever runs as a request.
 
 Each connection's waits on its client have deadlines, and a full worker makes room for a new
-connection (process/connection_watch.py).
+connection (process/connection_watch.py). A head or body cut at its deadline is answered 400.
+"""
 
-With the access log on, a request that gevent refuses before it has a WSGI environ is no longer
-a traceback in the log (gunicorn's access line needs that environ); with it off, no access line
-is prepared at all."""
-
-import re
-from collections.abc import Iterator
-from typing import Any, BinaryIO
+import contextlib
+import datetime
+import socket
+import time
+from collections.abc import Iterable
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import gevent
-from gevent import pywsgi
-from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
+import orjson
+from gunicorn.http.wsgi import base_environ
+from gunicorn.workers.ggevent import GeventWorker
+from werkzeug.http import HTTP_STATUS_CODES
 
+from service_kit import request_id
 from service_kit.config import ConnectionLimits
 from service_kit.process.connection_watch import ConnectionWatch
+from service_kit.process.http_framing import Refusal, Request, RequestReader
 
-# RFC 9110/9112: a method and a field name are tokens; a field value is visible characters,
-# spaces and tabs (no CR, LF or NUL), its surrounding whitespace not part of it. Lines may end in
-# a bare LF (RFC 9112 §2.2 allows a recipient to take it).
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_REQUEST_LINE = re.compile(rf"{_TOKEN} [\x21-\x7e]+ HTTP/1\.[01]\r?\n")
-_FIELD_LINE = re.compile(rf"({_TOKEN}):[ \t]*([\t\x20-\x7e\x80-\xff]*?)[ \t]*\r?\n")
-
-
-class PlainHeaders:
-    """The part of http.client's HTTPMessage (as gevent adapts it) that gevent and gunicorn use."""
-
-    __slots__ = ("_fields",)
-    status = ""  # what gevent checks for a parse failure
-
-    def __init__(self, fields: list[tuple[str, str]]) -> None:
-        self._fields = fields
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        name = name.lower()
-        for key, value in self._fields:
-            if key.lower() == name:
-                return value
-        return default
-
-    getheader = get
-
-    def __delitem__(self, name: str) -> None:
-        name = name.lower()
-        self._fields = [(key, value) for key, value in self._fields if key.lower() != name]
-
-    @property
-    def headers(self) -> Iterator[str]:
-        for key, value in self._fields:
-            yield f"{key}: {value}\r\n"
-
-    @property
-    def typeheader(self) -> str | None:
-        return self.get("content-type")
-
-    def items(self) -> list[tuple[str, str]]:
-        return list(self._fields)
+RECV_BYTES = 64 * 1024
+# After a refusal: how long, and how much, the client's remaining bytes are read and dropped so
+# that closing does not reset the connection before it has read the answer.
+LINGER_S = 1.0
+LINGER_BYTES = 4 * 1024 * 1024
+_NO_BODY_STATUS = ("1", "204", "304")
 
 
-# Bounds on a request's header block: what clients send fits many times over; more is refused
-# with a 400 (gevent's own answer to a header block it cannot read), never a traceback.
-MAX_HEADER_BYTES = 32 * 1024
-MAX_HEADERS = 100
+class _Date:
+    """The Date header's value, formatted once a second."""
+
+    second = -1
+    value = ""
+
+    @classmethod
+    def now(cls) -> str:
+        second = int(time.time())
+        if second != cls.second:
+            cls.second, cls.value = second, formatdate(second, usegmt=True)
+        return cls.value
 
 
-def read_headers(fp: BinaryIO, http_version: str = "HTTP/1.1") -> Any:
-    """A request's headers from `fp`: PlainHeaders, or a message whose `status` says why the
-    block is refused."""
-    try:
-        lines = _header_lines(fp)
-    except OSError:  # the connection failed, or was shut at its deadline
-        return _refused("The headers did not arrive")
-    if isinstance(lines, str):
-        return _refused(lines)
-    if lines[-1] not in (b"\r\n", b"\n"):
-        return _refused("The headers end before their blank line")
-    fields = []
-    for line in lines[:-1]:
-        match = _FIELD_LINE.fullmatch(line.decode("iso-8859-1"))
-        if match is None:
-            return _refused("A header line that is not `name: value`")
-        fields.append((match[1], match[2]))
-    problem = _framing_problem(fields, http_version)
-    return _refused(problem) if problem else PlainHeaders(fields)
+class _Response:
+    """What gunicorn's access logger reads of a response."""
+
+    __slots__ = ("headers", "sent", "status")
+
+    def __init__(self, status: str, headers: list[tuple[str, str]], sent: int) -> None:
+        self.status, self.headers, self.sent = status, headers, sent
 
 
-def _framing_problem(fields: list[tuple[str, str]], http_version: str) -> str | None:
-    """Why the message's length or target would be ambiguous (RFC 9112 §3.2, §6), if it is."""
-    lengths, codings, hosts = [], [], 0
-    for name, value in fields:
-        lowered = name.lower()
-        if lowered == "content-length":
-            lengths.append(value)
-        elif lowered == "transfer-encoding":
-            codings.append(value)
-        elif lowered == "host":
-            hosts += 1
-    if len(lengths) > 1:
-        return "More than one Content-Length"
-    if lengths and not (lengths[0].isascii() and lengths[0].isdigit()):
-        return "A Content-Length that is not digits"
-    if codings and (lengths or len(codings) > 1 or codings[0].lower() != "chunked"):
-        return "A Transfer-Encoding other than one `chunked` alone"
-    if hosts > 1 or (hosts == 0 and http_version == "HTTP/1.1"):
-        return "Not exactly one Host"
-    return None
+class Connection:
+    """One client connection: its requests read, run and answered in order."""
 
+    def __init__(self, worker: "Worker", sock: socket.socket, addr: Any) -> None:
+        self.worker = worker
+        self.socket = sock  # what ConnectionWatch shuts at a deadline
+        self.addr = addr
+        watch = worker.watch
+        self.reader = RequestReader(
+            max_body=worker.max_body,
+            on_head_start=lambda: watch.reading_head(self),
+            on_head_end=lambda: watch.reading_body(self),
+            on_complete=lambda: watch.working(self),
+        )
+        self.base_environ = self._connection_environ()
 
-def _refused(reason: str) -> Any:
-    refused = pywsgi.OldMessage()
-    refused.status = reason  # gevent answers 400 and closes the connection
-    return refused
-
-
-def _header_lines(fp: BinaryIO) -> list[bytes] | str:
-    """The header block's lines up to the blank one, or why it is refused."""
-    lines: list[bytes] = []
-    size = 0
-    while True:
-        line = fp.readline(MAX_HEADER_BYTES - size + 1)
-        size += len(line)
-        if size > MAX_HEADER_BYTES:
-            return "Request header fields too large"
-        lines.append(line)
-        if line in (b"\r\n", b"\n", b""):
-            return lines
-        if len(lines) > MAX_HEADERS:
-            return "Too many headers"
-
-
-class Handler(PyWSGIHandler):
-    watch: ConnectionWatch  # the worker's own, set on its handler class as the worker starts
-
-    def handle(self) -> None:
-        self.watch.make_room(self, self.server.pool)
-        try:
-            super().handle()
-        except OSError:  # the client left while its 400 was written
-            pass
-        finally:
-            self.watch.forget(self)
-
-    def read_requestline(self) -> str:
-        self.watch.idle(self)
-        try:
-            self.rfile.peek(1)  # the next request's first byte
-        except OSError:  # the client left, or the connection was shut while idle
-            return ""
-        self.watch.reading_head(self)
-        return super().read_requestline()
-
-    def get_environ(self) -> dict[str, Any]:
-        environ = super().get_environ()  # the request's head is read
-        self.watch.reading_body(self)
+    def _connection_environ(self) -> dict[str, Any]:
+        environ = self.worker.base_environ.copy()
+        with contextlib.suppress(OSError, TypeError, ValueError):
+            host, port = self.socket.getsockname()[:2]
+            environ["SERVER_NAME"], environ["SERVER_PORT"] = str(host), str(port)
+        if isinstance(self.addr, tuple):
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = str(self.addr[0]), str(self.addr[1])
         return environ
 
-    def read_request(self, raw_requestline: str) -> Any:
-        if not _REQUEST_LINE.fullmatch(raw_requestline):
-            raise ValueError("a request line that is not `method target HTTP/1.x`")  # 400
-        return super().read_request(raw_requestline)
+    def serve(self) -> None:
+        reader, watch = self.reader, self.worker.watch
+        continued = False
+        while True:
+            while reader.requests:
+                continued = False
+                if not self._answer(reader.requests.popleft()):
+                    self._close_lingering()
+                    return
+            if reader.refusal is not None:
+                self._refuse(reader.refusal)
+                return
+            if not reader.in_message:
+                watch.idle(self)
+            elif reader.expects_continue and not continued:
+                self.socket.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                continued = True
+            try:
+                data = self.socket.recv(RECV_BYTES)
+            except OSError:
+                data = b""
+            if not data:  # the client is gone, or the connection was shut at a deadline
+                if reader.in_message:
+                    self._refuse(Refusal(400, "The request ended before it was complete"))
+                return
+            reader.feed(data)
 
-    def MessageClass(self, fp: BinaryIO, *_args: Any) -> Any:  # noqa: N802 - gevent's name
-        return read_headers(fp, self.request_version)
+    def _answer(self, request: Request) -> bool:
+        """Run `request` through the app and write its answer; whether to keep the connection."""
+        started = time.monotonic()
+        environ = self._environ(request)
+        state: dict[str, Any] = {"keep_alive": request.keep_alive and self.worker.alive}
 
-    def log_request(self) -> None:
-        # gunicorn's access line needs the WSGI environ, which a request that gevent refused
-        # (400, e.g. a header line too long) never got: it crashed the connection's greenlet
-        # with a traceback in the log. gevent has logged why it refused the request.
-        # With the access log off, gunicorn would still gather the line's parts (a share of a web
-        # worker's CPU on POST /orders) for its logger to drop.
-        if self.environ is not None and self.server.log.cfg.accesslog:
-            super().log_request()
+        def start_response(status: str, headers: list, exc_info: Any = None) -> Any:
+            if exc_info is not None and state.get("sent"):
+                raise exc_info[1].with_traceback(exc_info[2])
+            state["status"], state["headers"] = status, headers
+            return write
+
+        def write(data: bytes) -> None:
+            self._write(state, request, [data])
+
+        try:
+            result = self.worker.wsgi(environ, start_response)
+            try:
+                self._write(state, request, result, final=True)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+        except OSError:  # the client left while its answer was written
+            return False
+        except Exception:
+            self.worker.log.exception("Error handling request %s", environ["RAW_URI"][:200])
+            if state.get("sent"):
+                return False
+            state.update(status="500 Internal Server Error", headers=[], keep_alive=False)
+            self._problem(500, "The request failed", state, environ.get("HTTP_X_REQUEST_ID"))
+        if self.worker.cfg.accesslog:
+            took = datetime.timedelta(seconds=time.monotonic() - started)
+            response = _Response(state["status"], state["headers"], state.get("length", 0))
+            headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers]
+            self.worker.log.access(response, headers, environ, took)
+        return state["keep_alive"]
+
+    def _write(
+        self, state: dict[str, Any], request: Request, body: Iterable[bytes], *, final: bool = False
+    ) -> None:
+        """Write (more of) the answer, the head first with the framing it needs; with `final`,
+        `body` is the rest of it. `state["keep_alive"]` ends up saying whether the connection is
+        kept."""
+        if "status" not in state:
+            raise RuntimeError("the app wrote before start_response")
+        if not state.get("sent"):
+            state["head"] = self._head(state, request, body, final)
+        out = [state.pop("head")] if "head" in state else []
+        sent = 0
+        for part in body:
+            if part and not state["no_body"]:
+                sent += len(part)
+                out.append(b"%x\r\n%s\r\n" % (len(part), part) if state["chunked"] else part)
+                if len(out) > 1 or sent > RECV_BYTES:  # keep a long answer streaming
+                    self.socket.sendall(b"".join(out))
+                    out = []
+        if final and state["chunked"]:
+            out.append(b"0\r\n\r\n")
+        if out:
+            self.socket.sendall(b"".join(out))
+        state["length"] += sent
+
+    @staticmethod
+    def _head(state: dict[str, Any], request: Request, body: Iterable[bytes], final: bool) -> bytes:
+        status: str = state["status"]
+        headers: list[tuple[str, str]] = state["headers"]
+        length = None
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == "content-length":
+                length = int(value)
+            elif lowered == "connection" and value.lower() == "close":
+                state["keep_alive"] = False
+        no_body = request.method == "HEAD" or status.startswith(_NO_BODY_STATUS)
+        if length is None and not no_body and final and isinstance(body, list | tuple):
+            length = sum(len(part) for part in body)
+            headers = [*headers, ("Content-Length", str(length))]
+        chunked = length is None and not no_body and request.version == "1.1"
+        if length is None and not no_body and not chunked:
+            state["keep_alive"] = False  # an HTTP/1.0 client reads to the end of the connection
+        lines = [f"HTTP/1.1 {status}\r\n"]
+        lines += [f"{name}: {value}\r\n" for name, value in headers]
+        lines.append(f"Date: {_Date.now()}\r\n")
+        if chunked:
+            lines.append("Transfer-Encoding: chunked\r\n")
+        if not state["keep_alive"]:
+            lines.append("Connection: close\r\n")
+        elif request.version == "1.0":
+            lines.append("Connection: keep-alive\r\n")
+        lines.append("\r\n")
+        state.update(sent=True, chunked=chunked, no_body=no_body, length=0)
+        return "".join(lines).encode("latin-1")
+
+    def _environ(self, request: Request) -> dict[str, Any]:
+        environ = self.base_environ.copy()
+        target = request.target
+        if not target.startswith(b"/"):  # absolute form (or `*`): the path is what follows
+            scheme, _, rest = target.partition(b"://")
+            target = b"/" + rest.partition(b"/")[2] if rest else target
+        path, _, query = target.partition(b"?")
+        path = path.partition(b"#")[0]
+        environ.update(
+            {
+                "REQUEST_METHOD": request.method,
+                "SCRIPT_NAME": "",
+                "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
+                "QUERY_STRING": query.partition(b"#")[0].decode("latin-1"),
+                "RAW_URI": request.target.decode("latin-1"),
+                "SERVER_PROTOCOL": f"HTTP/{request.version}",
+                "wsgi.input": _Body(request.body),
+                "wsgi.input_terminated": True,
+            }
+        )
+        chunked = False
+        for name, value in request.headers:
+            key = name.decode("latin-1").upper()
+            if "_" in key:
+                continue  # X_Forwarded_For must not pass for X-Forwarded-For
+            text = value.decode("latin-1")
+            if key == "CONTENT-TYPE":
+                environ["CONTENT_TYPE"] = text
+                continue
+            if key == "CONTENT-LENGTH":
+                environ["CONTENT_LENGTH"] = text
+                continue
+            if key == "TRANSFER-ENCODING":
+                chunked = True  # the app gets the decoded body and its length instead
+                continue
+            key = "HTTP_" + key.replace("-", "_")
+            environ[key] = f"{environ[key]},{text}" if key in environ else text
+        if chunked:
+            environ["CONTENT_LENGTH"] = str(len(request.body))
+        return environ
+
+    def _refuse(self, refusal: Refusal) -> None:
+        rid = self.reader.request_id
+        # The detail is the parser's or ours, never the client's bytes: safe to log as it is.
+        peer = self.addr[0] if isinstance(self.addr, tuple) else "-"
+        self.worker.log.info(
+            "Refused a request from %s: %s %s", peer, refusal.status, refusal.detail
+        )
+        self._problem(
+            refusal.status,
+            refusal.detail,
+            {},
+            rid.decode("latin-1") if rid is not None else None,
+        )
+        self._close_lingering()
+
+    def _problem(self, status: int, detail: str, state: dict[str, Any], rid: str | None) -> None:
+        """A problem+json answer of our own, the connection to be closed after it."""
+        title = HTTP_STATUS_CODES[status]
+        rid = request_id.accept_or_generate(rid)
+        body = orjson.dumps(
+            {
+                "type": "about:blank",
+                "title": title,
+                "status": status,
+                "detail": detail,
+                "requestId": rid,
+            }
+        )
+        head = (
+            f"HTTP/1.1 {status} {title}\r\nContent-Type: application/problem+json\r\n"
+            f"Content-Length: {len(body)}\r\n{request_id.HEADER}: {rid}\r\n"
+            f"Date: {_Date.now()}\r\nConnection: close\r\n\r\n"
+        )
+        state["length"] = len(body)
+        with contextlib.suppress(OSError):  # the client left already
+            self.socket.sendall(head.encode("latin-1") + body)
+
+    def _close_lingering(self) -> None:
+        sock = self.socket
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+            drained = 0
+            with gevent.Timeout(LINGER_S, False):
+                while drained < LINGER_BYTES and (data := sock.recv(RECV_BYTES)):
+                    drained += len(data)
 
 
-class Worker(GeventPyWSGIWorker):
+class _Body:
+    """wsgi.input over a body read in full."""
+
+    __slots__ = ("_data", "_position")
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._position = data, 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        start = self._position
+        end = len(self._data) if size is None or size < 0 else min(start + size, len(self._data))
+        self._position = end
+        return self._data[start:end]
+
+    def readline(self, size: int | None = -1) -> bytes:
+        start = self._position
+        end = self._data.find(b"\n", start) + 1 or len(self._data)
+        if size is not None and size >= 0:
+            end = min(end, start + size)
+        self._position = end
+        return self._data[start:end]
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self) -> Any:
+        return iter(self.readline, b"")
+
+
+class Worker(GeventWorker):
     """`worker_class = "service_kit.process.gevent_worker.Worker"`."""
 
-    wsgi_handler = Handler
     connection_limits = ConnectionLimits()  # web_settings' post_fork hook gives the service's
 
     def run(self) -> None:
-        watch = ConnectionWatch(self.connection_limits)
-        self.wsgi_handler = type("WatchedHandler", (Handler,), {"watch": watch})
-        gevent.spawn(watch.run, self)
+        # Imported once the worker runs: gunicorn imports this module before gevent patches.
+        from service_kit.http.app import MAX_BODY_BYTES
+
+        self.max_body = MAX_BODY_BYTES
+        self.watch = ConnectionWatch(self.connection_limits)
+        self.base_environ = base_environ(self.cfg) | {
+            "wsgi.multithread": True,
+            "wsgi.url_scheme": "http",
+            "SERVER_NAME": "localhost",
+            "SERVER_PORT": "80",
+        }
+        self._open: dict[Any, int] = {}
+        gevent.spawn(self.watch.run, self)
         super().run()
+
+    def handle(self, listener: Any, client: socket.socket, addr: Any) -> None:
+        client.setblocking(True)  # gevent's cooperative blocking; deadlines are the watch's
+        connection = Connection(self, client, addr)
+        self._open[listener] = open_now = self._open.get(listener, 0) + 1
+        try:
+            self.watch.make_room(connection, self.worker_connections - open_now)
+            connection.serve()
+        except OSError:  # the client left
+            pass
+        except Exception:
+            self.log.exception("Error on a connection")
+        finally:
+            self.watch.forget(connection)
+            self._open[listener] -= 1
+            with contextlib.suppress(OSError):
+                client.close()

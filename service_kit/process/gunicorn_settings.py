@@ -108,15 +108,14 @@ def web_settings(
     return {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
-        # gevent's own WSGI server (tighter tail latency than `-k gevent` on this hot path),
-        # reading plain request headers without the `email` parser (process/gevent_worker.py).
+        # gunicorn's gevent worker with requests framed by llhttp (process/gevent_worker.py).
         "worker_class": "service_kit.process.gevent_worker.Worker",
         # Past this many connections a worker accepts a new one by closing its longest-idle.
         "worker_connections": limits.connections,
         "on_starting": prepare_metrics,
         "post_fork": give_connection_limits,
         "child_exit": forget_worker,
-        # With gevent_pywsgi one worker tends to accept most keep-alive connections;
+        # With gevent one worker tends to accept most keep-alive connections;
         # SO_REUSEPORT (a socket per worker) lets the kernel spread them. It would also let a
         # second gunicorn share the port silently: `make run` refuses a port already listened
         # on (devstack/ports.py), and a container has one master per network namespace.

@@ -121,6 +121,38 @@ def test_a_normal_request_is_served_among_many_more_idle_and_trickling_clients(s
     assert "Traceback" not in stack.log_of("order")
 
 
+def test_health_is_answered_promptly_beside_slow_32_kb_header_sections(stack):
+    # Each header section is one line of 32,000 spaces, sent in pieces within the head's deadline:
+    # framing it costs the worker what any 32 KB head costs, so /health beside it waits little.
+    def slow_head(connection: socket.socket, answers: list[bytes]) -> None:
+        connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX: a")
+        for _ in range(8):
+            time.sleep(0.15)
+            connection.sendall(b" " * 4000)
+        connection.sendall(b"b\r\nConnection: close\r\n\r\n")
+        answers.append(read_until_closed(connection)[0])
+
+    answers: list[bytes] = []
+    connections = [connect(stack) for _ in range(2)]
+    senders = [
+        threading.Thread(target=slow_head, args=(connection, answers)) for connection in connections
+    ]
+    for sender in senders:
+        sender.start()
+    slowest = 0.0
+    while any(sender.is_alive() for sender in senders):
+        started = time.monotonic()
+        assert httpx.get(f"{stack.order_url}/health", timeout=10).status_code == 200
+        slowest = max(slowest, time.monotonic() - started)
+        time.sleep(0.05)
+    for sender in senders:
+        sender.join()
+    for connection in connections:
+        connection.close()
+    assert slowest < 1.0, f"GET /health took {slowest:.2f} s beside the slow heads"
+    assert len(answers) == 2 and all(a.startswith(b"HTTP/1.1 200 ") for a in answers), answers
+
+
 def test_a_trickling_head_is_cut_at_its_deadline(stack):
     with connect(stack) as connection:
         connection.sendall(b"GET /health HTTP/1.1\r\nX-Slow: ")
