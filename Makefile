@@ -45,10 +45,12 @@ run: migrate
 	@$(BIN)/python -m service_kit.http.dev_tokens
 	$(BIN)/python -m devstack.supervise Procfile
 
-# A bearer token for the running configuration, alone on the last line: every scope, or SCOPES.
+# A bearer token for the running configuration, alone on the last line: every scope, or SCOPES;
+# for the subject `developer`, or SUBJECT.
 SCOPES ?=
+SUBJECT ?= developer
 token: $(INSTALLED)
-	@$(BIN)/python -m service_kit.http.dev_tokens --scopes "$(SCOPES)"
+	@$(BIN)/python -m service_kit.http.dev_tokens --scopes "$(SCOPES)" --subject "$(SUBJECT)"
 
 test: $(INSTALLED) debian-tools
 	$(BIN)/ruff check .

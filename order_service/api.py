@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from order_service.service import OrderService
+from order_service.service import OrderService, Viewer
 from service_kit.http import health as health_checks
 from service_kit.http.answers import Answer, created
 from service_kit.http.caller import Caller
@@ -26,20 +26,23 @@ class OrderApi:
         order = self._orders.place(
             product_id=body["productId"],
             qty=body["qty"],
+            owner=caller.subject,
             idempotency=IdempotencyKey.of(caller.subject, idempotency_key, body),
         )
         return created(order, f"/orders/{order['id']}")
 
-    def get_order(self, id: int) -> Answer:  # noqa: A002 - the contract names the parameter `id`
-        return self._orders.get(id)
+    def get_order(self, id: int, caller: Caller) -> Answer:  # noqa: A002 - the contract's name
+        return self._orders.get(id, Viewer.of(caller.subject, caller.scopes))
 
     def list_orders_by_product(
         self,
         productId: int,  # noqa: N803 - the contract's name
         limit: int,
+        caller: Caller,
         before: int | None = None,
     ) -> Answer:
-        return self._orders.of_product(productId, before=before, limit=limit)
+        viewer = Viewer.of(caller.subject, caller.scopes)
+        return self._orders.of_product(productId, viewer, before=before, limit=limit)
 
     def health(self) -> Answer:
         return health_checks.alive()

@@ -18,6 +18,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import mysql
 
 from service_kit import exact_json, request_id
 from service_kit.idempotency import IdempotencyKey, KeyReused
@@ -45,6 +46,9 @@ Order = dict[str, Any]
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 OrderId = BigInteger().with_variant(Integer(), "sqlite")
+# A token's subject, compared byte for byte (MariaDB's default collation would take `Alice`
+# for `alice`).
+Subject = String(255).with_variant(mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 metadata = MetaData()
 orders = Table(
@@ -56,12 +60,18 @@ orders = Table(
     Column("totalPrice", Money(18), nullable=False),
     Column("status", String(16), nullable=False),
     Column("createdAt", UtcDateTime(), nullable=False),
+    # Who placed it (the token's subject); NULL for orders from before owners were recorded,
+    # which only the back office sees. Not part of the contract's Order.
+    Column("owner", Subject, nullable=True),
     Index("ix_orders_product_newest", "productId", "id"),
+    Index("ix_orders_owner_product_newest", "owner", "productId", "id"),
     mysql_charset="utf8mb4",
 )
 event_tables = EventTables(metadata)
 idempotency_keys = idempotency_table(metadata)
-NEW_ORDER_COLUMNS = ("productId", "qty", "totalPrice", "status", "createdAt")
+NEW_ORDER_COLUMNS = ("productId", "qty", "totalPrice", "status", "createdAt", "owner")
+# What an order is in the contract (order.yaml's Order, order.created's data).
+CONTRACT_COLUMNS = [column for column in orders.c if column.name != "owner"]
 
 
 class _NewOrder(NamedTuple):
@@ -81,12 +91,19 @@ class SqlOrderRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
-    def get(self, order_id: int) -> Order | None:
-        row = self._connection.execute(select(orders).where(orders.c.id == order_id)).first()
+    def get(self, order_id: int, *, owner: str | None) -> Order | None:
+        query = select(*CONTRACT_COLUMNS).where(orders.c.id == order_id)
+        if owner is not None:
+            query = query.where(orders.c.owner == owner)
+        row = self._connection.execute(query).first()
         return None if row is None else dict(row._mapping)
 
-    def newest_of_product(self, product_id: int, *, before: int | None, limit: int) -> list[Order]:
-        query = select(orders).where(orders.c.productId == product_id)
+    def newest_of_product(
+        self, product_id: int, *, owner: str | None, before: int | None, limit: int
+    ) -> list[Order]:
+        query = select(*CONTRACT_COLUMNS).where(orders.c.productId == product_id)
+        if owner is not None:
+            query = query.where(orders.c.owner == owner)
         if before is not None:
             query = query.where(orders.c.id < before)
         query = query.order_by(orders.c.id.desc()).limit(limit)
@@ -187,13 +204,17 @@ class GroupCommittedOrders:
                 elif (key.scope, key.key) not in owners:
                     owners[(key.scope, key.key)] = index
                     new.append(index)
-            rows = [{**items[index].fields, "createdAt": now} for index in new]
+            # No owner given: an order only the back office sees.
+            rows = [{"owner": None, **items[index].fields, "createdAt": now} for index in new]
             if rows:
                 ids = self._insert_orders.rows_with_ids(
                     cursor, rows, consecutive_ids=self._driver.consecutive_ids
                 )
                 for index, order_id, row in zip(new, ids, rows, strict=True):
-                    results[index] = {"id": order_id, **row}
+                    # The contract's order: who placed it stays in the database.
+                    order = {"id": order_id, **row}
+                    del order["owner"]
+                    results[index] = order
                 events = [
                     new_event(
                         "order.created",

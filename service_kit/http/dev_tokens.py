@@ -58,11 +58,14 @@ def _scopes_of_the_specs() -> tuple[str, ...]:
             for operation in methods.values():
                 if isinstance(operation, dict) and "operationId" in operation:
                     scopes |= required_scopes(operation, spec) or set()
+        # Scopes no operation requires alone (orders:read:all) are listed with the scheme.
+        for scheme in spec.get("components", {}).get("securitySchemes", {}).values():
+            scopes |= set(scheme.get("x-scopes", {}))
     return tuple(sorted(scopes))
 
 
 def every_scope() -> list[str]:
-    """Every scope the specs' operations ask for."""
+    """Every scope the specs' operations ask for or their security schemes list."""
     return list(_scopes_of_the_specs())
 
 

@@ -146,7 +146,7 @@ def test_the_development_key_signs_what_make_token_prints(tmp_path):
     assert (tmp_path / "jwks.json").stat().st_mode & 0o777 == 0o600
     settings = auth_settings({"AUTH_JWKS_FILE": str(tmp_path / "jwks.json")})
     caller = TokenVerifier(settings).verify(mint(settings, every_scope()))
-    assert caller.scopes == {"orders:read", "orders:write", "products:write"}
+    assert caller.scopes == {"orders:read", "orders:read:all", "orders:write", "products:write"}
 
 
 def test_public_keys_alone_cannot_sign(tmp_path, keys):

@@ -98,7 +98,9 @@ def sync_detailed(
 ) -> Response[Problem | ProductWithOrders]:
     """The product and its newest orders in one call (BFF)
 
-     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`.
+     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`
+    and the caller's token: the orders are those the caller may see there (its own, or
+    every order with `orders:read:all`).
     When order-service cannot answer, the product still comes back (200) and
     `orders.available` is `false` with the reason in `orders.detail`.
 
@@ -137,7 +139,9 @@ def sync(
 ) -> Problem | ProductWithOrders | None:
     """The product and its newest orders in one call (BFF)
 
-     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`.
+     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`
+    and the caller's token: the orders are those the caller may see there (its own, or
+    every order with `orders:read:all`).
     When order-service cannot answer, the product still comes back (200) and
     `orders.available` is `false` with the reason in `orders.detail`.
 
@@ -171,7 +175,9 @@ async def asyncio_detailed(
 ) -> Response[Problem | ProductWithOrders]:
     """The product and its newest orders in one call (BFF)
 
-     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`.
+     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`
+    and the caller's token: the orders are those the caller may see there (its own, or
+    every order with `orders:read:all`).
     When order-service cannot answer, the product still comes back (200) and
     `orders.available` is `false` with the reason in `orders.detail`.
 
@@ -208,7 +214,9 @@ async def asyncio(
 ) -> Problem | ProductWithOrders | None:
     """The product and its newest orders in one call (BFF)
 
-     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`.
+     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`
+    and the caller's token: the orders are those the caller may see there (its own, or
+    every order with `orders:read:all`).
     When order-service cannot answer, the product still comes back (200) and
     `orders.available` is `false` with the reason in `orders.detail`.
 

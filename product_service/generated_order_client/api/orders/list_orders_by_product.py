@@ -97,6 +97,8 @@ def sync_detailed(
 ) -> Response[OrderPage | Problem]:
     """Orders of a product, newest first
 
+     The caller's own orders of the product (every caller's with `orders:read:all`).
+
     Args:
         product_id (int):
         limit (int | Unset):  Default: 20.
@@ -135,6 +137,8 @@ def sync(
 ) -> OrderPage | Problem | None:
     """Orders of a product, newest first
 
+     The caller's own orders of the product (every caller's with `orders:read:all`).
+
     Args:
         product_id (int):
         limit (int | Unset):  Default: 20.
@@ -167,6 +171,8 @@ async def asyncio_detailed(
     x_request_id: str | Unset = UNSET,
 ) -> Response[OrderPage | Problem]:
     """Orders of a product, newest first
+
+     The caller's own orders of the product (every caller's with `orders:read:all`).
 
     Args:
         product_id (int):
@@ -203,6 +209,8 @@ async def asyncio(
     x_request_id: str | Unset = UNSET,
 ) -> OrderPage | Problem | None:
     """Orders of a product, newest first
+
+     The caller's own orders of the product (every caller's with `orders:read:all`).
 
     Args:
         product_id (int):
