@@ -27,7 +27,9 @@ class OrderApi:
             product_id=body["productId"],
             qty=body["qty"],
             owner=caller.subject,
-            idempotency=IdempotencyKey.of(caller.subject, idempotency_key, body),
+            idempotency=IdempotencyKey.of(
+                caller.subject, idempotency_key, body, operation="create_order"
+            ),
         )
         return created(order, f"/orders/{order['id']}")
 

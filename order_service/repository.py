@@ -18,7 +18,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import mysql
 
 from service_kit import exact_json, request_id
 from service_kit.idempotency import IdempotencyKey, KeyReused
@@ -29,6 +28,7 @@ from service_kit.storage.db import (
     DedicatedConnection,
     Money,
     UtcDateTime,
+    exact_string,
     utc_now,
 )
 from service_kit.storage.group_commit import GroupCommit
@@ -46,9 +46,6 @@ Order = dict[str, Any]
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 OrderId = BigInteger().with_variant(Integer(), "sqlite")
-# A token's subject, compared byte for byte (MariaDB's default collation would take `Alice`
-# for `alice`).
-Subject = String(255).with_variant(mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 metadata = MetaData()
 orders = Table(
@@ -62,7 +59,7 @@ orders = Table(
     Column("createdAt", UtcDateTime(), nullable=False),
     # Who placed it (the token's subject); NULL for orders from before owners were recorded,
     # which only the back office sees. Not part of the contract's Order.
-    Column("owner", Subject, nullable=True),
+    Column("owner", exact_string(255), nullable=True),  # `Alice` is not `alice`
     Index("ix_orders_product_newest", "productId", "id"),
     Index("ix_orders_owner_product_newest", "owner", "productId", "id"),
     mysql_charset="utf8mb4",

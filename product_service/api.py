@@ -25,7 +25,7 @@ class ProductApi:
     def create_product(
         self, body: dict[str, Any], caller: Caller, idempotency_key: str | None = None
     ) -> Answer:
-        key = IdempotencyKey.of(caller.subject, idempotency_key, body)
+        key = IdempotencyKey.of(caller.subject, idempotency_key, body, operation="create_product")
         product = self._products.create(**body, idempotency=key)
         body, status, headers = created(product, f"/products/{product['id']}")
         return body, status, {**headers, "ETag": etag(product["version"])}
@@ -62,7 +62,9 @@ class ProductApi:
         caller: Caller,
         idempotency_key: str | None = None,
     ) -> Answer:
-        key = IdempotencyKey.of(caller.subject, idempotency_key, body)
+        key = IdempotencyKey.of(
+            caller.subject, idempotency_key, body, operation="adjust_stock", path={"id": id}
+        )
         return _tagged(
             self._products.adjust_stock(
                 id, delta=body["delta"], reason=body["reason"], idempotency=key
