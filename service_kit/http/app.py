@@ -49,6 +49,10 @@ def create_service_app(
     flask_app.extensions[auth.EXTENSION] = verifier
     scopes = _scopes_by_operation(yaml.safe_load((SPEC_DIR / spec_file).read_text()))
     flask_app.url_map.converters["int"] = _AnyPathSegment
+    # No redirect, whose Location Werkzeug builds from the client's Host: `/orders//1` and
+    # `/orders/1/` are not merged or slashed into another URL but answered as they are.
+    flask_app.url_map.merge_slashes = False
+    flask_app.url_map.strict_slashes = False
     flask_app.json = ExactJSONProvider(flask_app)
     flask_app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     edge.install_problem_handlers(app)
@@ -128,10 +132,14 @@ def _repair_swagger_ui_home(flask_app: flask.Flask, api: Any) -> None:
     # base path (BuildError, so /ui/ answered 500). Serve the same page with the known URL.
     index = Path(api.options.openapi_console_ui_from_dir) / "index.j2"
     spec_url = api.base_path + api.options.openapi_spec_path
+    # Its assets by absolute path: /ui is served as /ui/ is (no redirect), and a page at /ui
+    # would look for ./swagger-ui.css at the root.
+    ui_path = api.base_path + api.options.openapi_console_ui_path
+    page = index.read_text().replace('"./', f'"{ui_path}/')
 
     def swagger_ui_home() -> str:
         return flask.render_template_string(
-            index.read_text(),
+            page,
             openapi_spec_url=spec_url,
             **api.options.openapi_console_ui_index_template_variables,
         )

@@ -68,7 +68,13 @@ def test_each_key_of_the_set_verifies_its_own_tokens(verifier, keys, kid):
         ({"aud": "someone-else"}, "(?i)audience"),
         ({"iss": "https://other.example"}, "(?i)issuer"),
         ({"sub": None}, "sub"),
+        ({"sub": 5}, "(?i)sub"),
+        ({"sub": ["alice"]}, "(?i)sub"),
         ({"exp": None}, "exp"),
+        ({"scope": 5}, "scope"),
+        ({"scope": [1, 2]}, "scope"),
+        ({"scope": {"orders:read": True}}, "scope"),
+        ({"scope": None, "scp": 5}, "scope"),
     ],
 )
 def test_claims_that_do_not_hold_are_refused(verifier, keys, overrides, reason):
