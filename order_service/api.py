@@ -1,6 +1,5 @@
 """HTTP handlers of openapi/order.yaml, one method per operationId: HTTP in and out only."""
 
-from collections.abc import Mapping
 from typing import Any
 
 from order_service.service import OrderService, Viewer
@@ -14,11 +13,9 @@ FAST_OPERATIONS = ("create_order", "get_order")
 
 
 class OrderApi:
-    def __init__(
-        self, orders: OrderService, readiness_checks: Mapping[str, health_checks.Check]
-    ) -> None:
+    def __init__(self, orders: OrderService, readiness: health_checks.Readiness) -> None:
         self._orders = orders
-        self._readiness_checks = readiness_checks
+        self._readiness = readiness
 
     def create_order(
         self, body: dict[str, Any], caller: Caller, idempotency_key: str | None = None
@@ -50,7 +47,7 @@ class OrderApi:
         return health_checks.alive()
 
     def ready(self) -> Answer:
-        return health_checks.readiness(self._readiness_checks)
+        return self._readiness.answer()
 
     def metrics(self) -> Answer:
         return health_checks.metrics()

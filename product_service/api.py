@@ -1,6 +1,5 @@
 """HTTP handlers of openapi/product.yaml, one method per operationId: HTTP in and out only."""
 
-from collections.abc import Mapping
 from typing import Any
 
 from product_service.service import ProductService
@@ -16,11 +15,9 @@ FAST_OPERATIONS = ("get_product",)
 
 
 class ProductApi:
-    def __init__(
-        self, products: ProductService, readiness_checks: Mapping[str, health_checks.Check]
-    ) -> None:
+    def __init__(self, products: ProductService, readiness: health_checks.Readiness) -> None:
         self._products = products
-        self._readiness_checks = readiness_checks
+        self._readiness = readiness
 
     def create_product(
         self, body: dict[str, Any], caller: Caller, idempotency_key: str | None = None
@@ -78,7 +75,7 @@ class ProductApi:
         return health_checks.alive()
 
     def ready(self) -> Answer:
-        return health_checks.readiness(self._readiness_checks)
+        return self._readiness.answer()
 
     def metrics(self) -> Answer:
         return health_checks.metrics()

@@ -312,3 +312,9 @@ def test_the_web_services_verify_tokens_with_the_generated_key():
     assert COMPOSE["secrets"]["jwks"] == {"file": "./jwks.json"}
     assert 'with_name("jwks.json")' in (ROOT / "infra/generate_env.py").read_text()
     assert "infra/jwks.json" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_redis_is_bounded_and_evicts_as_a_cache():
+    command = SERVICES["redis"]["command"]
+    assert command[command.index("--maxmemory") + 1] == "256mb"
+    assert command[command.index("--maxmemory-policy") + 1] == "allkeys-lru"

@@ -218,3 +218,12 @@ def test_our_pods_run_as_the_images_user(objects):
     for owner, spec in pod_specs(objects).items():
         if any(c["image"].split(":")[0].endswith("order-product") for c in spec["containers"]):
             assert spec["securityContext"]["runAsUser"] == uid, owner
+
+
+def test_the_dev_overlays_redis_is_bounded_below_its_memory_limit(tmp_path):
+    redis = pod_specs(render("dev", tmp_path))["redis"]["containers"][0]
+    command = " ".join(redis["command"])
+    maxmemory = re.search(r"--maxmemory (\d+)mb", command)
+    assert maxmemory and "--maxmemory-policy allkeys-lru" in command
+    limit = re.fullmatch(r"(\d+)Mi", redis["resources"]["limits"]["memory"])
+    assert int(maxmemory[1]) * 1.5 <= int(limit[1])  # room for Redis's own overhead

@@ -162,3 +162,26 @@ def test_a_password_is_redacted_whatever_it_holds(url):
     shown = redacted(url)
     assert password not in shown and "***" in shown
     assert shown.endswith(url.rpartition("@")[2])  # the hosts and the rest are kept
+
+
+def test_ready_runs_its_checks_once_per_few_seconds_whoever_asks():
+    from service_kit.errors import DependencyUnavailable
+    from service_kit.http.health import Readiness
+
+    now, runs, up = [0.0], [], [True]
+
+    def broker() -> None:
+        runs.append(now[0])
+        if not up[0]:
+            raise ConnectionError("refused")
+
+    readiness = Readiness({"broker": broker}, max_age_s=5, clock=lambda: now[0])
+    for _ in range(100):
+        assert readiness.answer() == {"status": "ok", "checks": {"broker": "ok"}}
+    assert runs == [0.0]  # one connection for a hundred calls
+    up[0], now[0] = False, 4.9
+    assert readiness.answer()["status"] == "ok"  # a state at most 5 s old
+    now[0] = 5.0
+    with pytest.raises(DependencyUnavailable, match="broker: ConnectionError"):
+        readiness.answer()
+    assert runs == [0.0, 5.0]

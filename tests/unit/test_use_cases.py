@@ -113,7 +113,7 @@ def test_order_rules(engines, cache):
         orders.get(999, ALICE)
     with pytest.raises(DependencyUnavailable):
         order_service(engines, cache, DownCatalog({})).place(product_id=1, qty=1, owner="alice")
-    assert orders.of_product(1, ALICE, before=None, limit=5) == {"items": [], "nextBefore": None}
+    assert orders.of_product(1, ALICE, before=None, limit=20) == {"items": [], "nextBefore": None}
     assert outbox_of(engines["order"], order_events) == []  # nothing was accepted
 
 
@@ -123,11 +123,11 @@ def test_order_lists_are_cached_and_invalidated(engines, cache):
     )
     first = orders.place(product_id=1, qty=1, owner="alice")
     for _ in range(2):  # the first read sets the list version, the second caches the page
-        assert [o["id"] for o in orders.of_product(1, ALICE, before=None, limit=5)["items"]] == [
+        assert [o["id"] for o in orders.of_product(1, ALICE, before=None, limit=20)["items"]] == [
             first["id"]
         ]
     second = orders.place(product_id=1, qty=1, owner="alice")
-    page = orders.of_product(1, ALICE, before=None, limit=5)
+    page = orders.of_product(1, ALICE, before=None, limit=20)
     assert [o["id"] for o in page["items"]] == [second["id"], first["id"]]
 
 
@@ -144,14 +144,43 @@ def test_a_caller_sees_its_own_orders_and_the_back_office_every_one(engines, cac
         orders.get(alices["id"], Viewer("Alice"))
     assert orders.get(alices["id"], ALICE) == orders.get(alices["id"], back_office) == alices
     for _ in range(3):  # the cached pages too: one per viewer
-        page = orders.of_product(1, ALICE, before=None, limit=5)
+        page = orders.of_product(1, ALICE, before=None, limit=20)
         assert [o["id"] for o in page["items"]] == [alices["id"]]
-        page = orders.of_product(1, bob, before=None, limit=5)
+        page = orders.of_product(1, bob, before=None, limit=20)
         assert [o["id"] for o in page["items"]] == [bobs["id"]]
-        page = orders.of_product(1, back_office, before=None, limit=5)
+        page = orders.of_product(1, back_office, before=None, limit=20)
         assert [o["id"] for o in page["items"]] == [bobs["id"], alices["id"]]
     assert "owner" not in alices
     assert all("owner" not in event.data for event in outbox_of(engines["order"], order_events))
+
+
+def test_only_the_first_page_of_the_default_size_is_cached(engines, cache):
+    stored = []
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(cache, name)
+
+        def add(self, key, value, ttl_s):
+            stored.append(key)
+            return cache.add(key, value, ttl_s)
+
+    lists = OrderListCache(Recording(), 60)
+    orders = OrderService(
+        lambda: OrderUnitOfWork(engines["order"]),
+        GroupCommittedOrders(engines["order"], lists),
+        StaticCatalog({1: ProductSnapshot(decimal.Decimal(5), 9)}),
+        StaticCatalog({}),
+        lists,
+    )
+    placed = [orders.place(product_id=1, qty=1, owner="alice")["id"] for _ in range(3)]
+    for before in range(2, 200):  # pages a caller chose: read, never kept
+        orders.of_product(1, ALICE, before=before, limit=1 + before % 100)
+    assert stored == []
+    for _ in range(3):
+        page = orders.of_product(1, ALICE, before=None, limit=20)
+        assert [o["id"] for o in page["items"]] == placed[::-1]
+    assert len(stored) == 1  # its one page (the orders placed set the list version)
 
 
 def test_stock_results_settle_orders_once(engines, cache):
@@ -178,7 +207,7 @@ def test_stock_results_settle_orders_once(engines, cache):
     orders.settle_orders([late])  # a settled order never moves again
     assert orders.get(confirmed["id"], ALICE)["status"] == "CONFIRMED"
     assert orders.get(rejected["id"], ALICE)["status"] == "REJECTED"
-    statuses = [o["status"] for o in orders.of_product(1, ALICE, before=None, limit=5)["items"]]
+    statuses = [o["status"] for o in orders.of_product(1, ALICE, before=None, limit=20)["items"]]
     assert statuses == ["REJECTED", "CONFIRMED"]
 
 
