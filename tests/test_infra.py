@@ -260,6 +260,7 @@ def test_redis_has_no_anonymous_user_and_each_service_its_own_keys():
         assert own[0] == "on" and own[1].startswith(">${")
         assert [rule for rule in own if rule.startswith("~")] == [f"~{namespace}:*"]
         assert "-@dangerous" in own and "+@all" in own
+        assert {"-scan", "-randomkey"} <= set(own)  # KEYS is dangerous already
         bootstrap = (ROOT / f"{service}_service/bootstrap.py").read_text()
         assert f'namespace="{namespace}"' in bootstrap  # the cache's key prefix
     assert rules == {}
