@@ -56,10 +56,12 @@ run: check-ports migrate  ## venv, migrate, both services and workers in the for
 	@$(BIN)/python -m service_kit.http.dev_tokens
 	$(BIN)/python -m devstack.supervise Procfile
 
-# A bearer token for the running configuration, alone on the last line: every scope, or SCOPES.
+# A bearer token for the running configuration, alone on the last line: every scope, or SCOPES;
+# for the subject `developer`, or SUBJECT.
 SCOPES ?=
-token: $(INSTALLED)  ## print a bearer token with every scope (SCOPES="orders:read": those)
-	@$(BIN)/python -m service_kit.http.dev_tokens --scopes "$(SCOPES)"
+SUBJECT ?= developer
+token: $(INSTALLED)  ## print a bearer token with every scope (SCOPES="orders:read": those; SUBJECT=…)
+	@$(BIN)/python -m service_kit.http.dev_tokens --scopes "$(SCOPES)" --subject "$(SUBJECT)"
 
 test: $(INSTALLED) debian-tools  ## ruff, then every test (unit, integration, end-to-end, contract, manifests)
 	$(BIN)/ruff check .

@@ -123,7 +123,9 @@ def embedded_env(folder: Path, database_urls: dict[str, str]) -> dict[str, str]:
     }
 
 
-def bearer(env: dict[str, str], scopes: list[str] | None = None) -> dict[str, str]:
+def bearer(
+    env: dict[str, str], scopes: list[str] | None = None, *, subject: str = "developer"
+) -> dict[str, str]:
     """An Authorization header for the stack `env` configures: every scope unless told."""
-    token = mint(auth_settings(env), every_scope() if scopes is None else scopes)
+    token = mint(auth_settings(env), every_scope() if scopes is None else scopes, subject=subject)
     return {"Authorization": f"Bearer {token}"}

@@ -1,9 +1,8 @@
 """HTTP handlers of openapi/order.yaml, one method per operationId: HTTP in and out only."""
 
-from collections.abc import Mapping
 from typing import Any
 
-from order_service.service import OrderService
+from order_service.service import OrderService, Viewer
 from service_kit.http import health as health_checks
 from service_kit.http.answers import Answer, created
 from service_kit.http.caller import Caller
@@ -14,11 +13,9 @@ FAST_OPERATIONS = ("create_order", "get_order")
 
 
 class OrderApi:
-    def __init__(
-        self, orders: OrderService, readiness_checks: Mapping[str, health_checks.Check]
-    ) -> None:
+    def __init__(self, orders: OrderService, readiness: health_checks.Readiness) -> None:
         self._orders = orders
-        self._readiness_checks = readiness_checks
+        self._readiness = readiness
 
     def create_order(
         self, body: dict[str, Any], caller: Caller, idempotency_key: str | None = None
@@ -26,26 +23,31 @@ class OrderApi:
         order = self._orders.place(
             product_id=body["productId"],
             qty=body["qty"],
-            idempotency=IdempotencyKey.of(caller.subject, idempotency_key, body),
+            owner=caller.subject,
+            idempotency=IdempotencyKey.of(
+                caller.subject, idempotency_key, body, operation="create_order"
+            ),
         )
         return created(order, f"/orders/{order['id']}")
 
-    def get_order(self, id: int) -> Answer:  # noqa: A002 - the contract names the parameter `id`
-        return self._orders.get(id)
+    def get_order(self, id: int, caller: Caller) -> Answer:  # noqa: A002 - the contract's name
+        return self._orders.get(id, Viewer.of(caller.subject, caller.scopes))
 
     def list_orders_by_product(
         self,
         productId: int,  # noqa: N803 - the contract's name
         limit: int,
+        caller: Caller,
         before: int | None = None,
     ) -> Answer:
-        return self._orders.of_product(productId, before=before, limit=limit)
+        viewer = Viewer.of(caller.subject, caller.scopes)
+        return self._orders.of_product(productId, viewer, before=before, limit=limit)
 
     def health(self) -> Answer:
         return health_checks.alive()
 
     def ready(self) -> Answer:
-        return health_checks.readiness(self._readiness_checks)
+        return self._readiness.answer()
 
     def metrics(self) -> Answer:
         return health_checks.metrics()

@@ -28,6 +28,7 @@ from service_kit.storage.db import (
     DedicatedConnection,
     Money,
     UtcDateTime,
+    exact_string,
     utc_now,
 )
 from service_kit.storage.group_commit import GroupCommit
@@ -56,12 +57,18 @@ orders = Table(
     Column("totalPrice", Money(18), nullable=False),
     Column("status", String(16), nullable=False),
     Column("createdAt", UtcDateTime(), nullable=False),
+    # Who placed it (the token's subject); NULL for orders from before owners were recorded,
+    # which only the back office sees. Not part of the contract's Order.
+    Column("owner", exact_string(255), nullable=True),  # `Alice` is not `alice`
     Index("ix_orders_product_newest", "productId", "id"),
+    Index("ix_orders_owner_product_newest", "owner", "productId", "id"),
     mysql_charset="utf8mb4",
 )
 event_tables = EventTables(metadata)
 idempotency_keys = idempotency_table(metadata)
-NEW_ORDER_COLUMNS = ("productId", "qty", "totalPrice", "status", "createdAt")
+NEW_ORDER_COLUMNS = ("productId", "qty", "totalPrice", "status", "createdAt", "owner")
+# What an order is in the contract (order.yaml's Order, order.created's data).
+CONTRACT_COLUMNS = [column for column in orders.c if column.name != "owner"]
 
 
 class _NewOrder(NamedTuple):
@@ -81,12 +88,19 @@ class SqlOrderRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
-    def get(self, order_id: int) -> Order | None:
-        row = self._connection.execute(select(orders).where(orders.c.id == order_id)).first()
+    def get(self, order_id: int, *, owner: str | None) -> Order | None:
+        query = select(*CONTRACT_COLUMNS).where(orders.c.id == order_id)
+        if owner is not None:
+            query = query.where(orders.c.owner == owner)
+        row = self._connection.execute(query).first()
         return None if row is None else dict(row._mapping)
 
-    def newest_of_product(self, product_id: int, *, before: int | None, limit: int) -> list[Order]:
-        query = select(orders).where(orders.c.productId == product_id)
+    def newest_of_product(
+        self, product_id: int, *, owner: str | None, before: int | None, limit: int
+    ) -> list[Order]:
+        query = select(*CONTRACT_COLUMNS).where(orders.c.productId == product_id)
+        if owner is not None:
+            query = query.where(orders.c.owner == owner)
         if before is not None:
             query = query.where(orders.c.id < before)
         query = query.order_by(orders.c.id.desc()).limit(limit)
@@ -187,13 +201,17 @@ class GroupCommittedOrders:
                 elif (key.scope, key.key) not in owners:
                     owners[(key.scope, key.key)] = index
                     new.append(index)
-            rows = [{**items[index].fields, "createdAt": now} for index in new]
+            # No owner given: an order only the back office sees.
+            rows = [{"owner": None, **items[index].fields, "createdAt": now} for index in new]
             if rows:
                 ids = self._insert_orders.rows_with_ids(
                     cursor, rows, consecutive_ids=self._driver.consecutive_ids
                 )
                 for index, order_id, row in zip(new, ids, rows, strict=True):
-                    results[index] = {"id": order_id, **row}
+                    # The contract's order: who placed it stays in the database.
+                    order = {"id": order_id, **row}
+                    del order["owner"]
+                    results[index] = order
                 events = [
                     new_event(
                         "order.created",

@@ -4,6 +4,7 @@ small ports."""
 import decimal
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, Self
 
 from service_kit.errors import Conflict, NotFound, Unprocessable
@@ -14,7 +15,25 @@ from service_kit.telemetry import metrics
 
 Order = dict[str, Any]
 PENDING, CONFIRMED, REJECTED = "PENDING", "CONFIRMED", "REJECTED"
+READ_ALL = "orders:read:all"  # the back-office scope: every order, whoever placed it
 _log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who reads orders: a caller sees the orders it placed, the back office sees every one."""
+
+    subject: str
+    sees_all: bool = False
+
+    @classmethod
+    def of(cls, subject: str, scopes: Iterable[str]) -> "Viewer":
+        return cls(subject, READ_ALL in scopes)
+
+    @property
+    def owner(self) -> str | None:
+        """The owner whose orders this viewer may see; None: every order."""
+        return None if self.sees_all else self.subject
 
 
 class ProductSnapshot(NamedTuple):
@@ -56,16 +75,19 @@ class OrderLists(Protocol):
     """Cached pages of a product's orders."""
 
     def lookup(
-        self, product_id: int, *, before: int | None, limit: int
+        self, product_id: int, *, owner: str | None, before: int | None, limit: int
     ) -> tuple[dict[str, Any] | None, str | None]: ...
     def store(self, product_id: int, slot: str | None, page: dict[str, Any]) -> None: ...
     def invalidate(self, product_ids: Iterable[int]) -> None: ...
 
 
 class OrderRepository(Protocol):
-    def get(self, order_id: int) -> Order | None: ...
+    def get(self, order_id: int, *, owner: str | None) -> Order | None:
+        """The order if it exists and `owner` placed it (None: whoever did)."""
+        ...
+
     def newest_of_product(
-        self, product_id: int, *, before: int | None, limit: int
+        self, product_id: int, *, owner: str | None, before: int | None, limit: int
     ) -> list[Order]: ...
     def settle(self, order_ids: Sequence[int], status: str, *, from_status: str) -> int: ...
 
@@ -97,9 +119,10 @@ class OrderService:
         self._lists = lists
 
     def place(
-        self, *, product_id: int, qty: int, idempotency: IdempotencyKey | None = None
+        self, *, product_id: int, qty: int, owner: str, idempotency: IdempotencyKey | None = None
     ) -> Order:
-        """A new order, or, for a key answered before, the order it was answered with."""
+        """A new order of `owner` (the subject placing it), or, for a key answered before, the
+        order it was answered with."""
         product = self._catalog.lookup(product_id)
         try:
             if product is None:
@@ -118,25 +141,38 @@ class OrderService:
         # Stored with its order.created event; the product's cached lists are invalidated
         # before this returns.
         return self._new_orders.add(
-            {"productId": product_id, "qty": qty, "totalPrice": total, "status": PENDING},
+            {
+                "productId": product_id,
+                "qty": qty,
+                "totalPrice": total,
+                "status": PENDING,
+                "owner": owner,
+            },
             idempotency,
         )
 
-    def get(self, order_id: int) -> Order:
+    def get(self, order_id: int, viewer: Viewer) -> Order:
+        """The order; another caller's is NotFound, as a missing one (an id reveals nothing)."""
         with self._unit_of_work() as uow:
-            order = uow.orders.get(order_id)
+            order = uow.orders.get(order_id, owner=viewer.owner)
         if order is None:
             raise NotFound(f"order {order_id} does not exist")
         return order
 
-    def of_product(self, product_id: int, *, before: int | None, limit: int) -> dict[str, Any]:
-        cached, slot = self._lists.lookup(product_id, before=before, limit=limit)
+    def of_product(
+        self, product_id: int, viewer: Viewer, *, before: int | None, limit: int
+    ) -> dict[str, Any]:
+        """A page of the product's orders that the viewer may see, newest first."""
+        owner = viewer.owner
+        cached, slot = self._lists.lookup(product_id, owner=owner, before=before, limit=limit)
         metrics.cache_lookups.labels("order-lists", "miss" if cached is None else "hit").inc()
         if cached is not None:
             _log.debug("orders of product %s from the cache", product_id)
             return cached
         with self._unit_of_work() as uow:
-            items = uow.orders.newest_of_product(product_id, before=before, limit=limit)
+            items = uow.orders.newest_of_product(
+                product_id, owner=owner, before=before, limit=limit
+            )
         page = {"items": items, "nextBefore": items[-1]["id"] if len(items) == limit else None}
         self._lists.store(product_id, slot, page)
         return page

@@ -1,6 +1,5 @@
 """HTTP handlers of openapi/product.yaml, one method per operationId: HTTP in and out only."""
 
-from collections.abc import Mapping
 from typing import Any
 
 from product_service.service import ProductService
@@ -16,16 +15,14 @@ FAST_OPERATIONS = ("get_product",)
 
 
 class ProductApi:
-    def __init__(
-        self, products: ProductService, readiness_checks: Mapping[str, health_checks.Check]
-    ) -> None:
+    def __init__(self, products: ProductService, readiness: health_checks.Readiness) -> None:
         self._products = products
-        self._readiness_checks = readiness_checks
+        self._readiness = readiness
 
     def create_product(
         self, body: dict[str, Any], caller: Caller, idempotency_key: str | None = None
     ) -> Answer:
-        key = IdempotencyKey.of(caller.subject, idempotency_key, body)
+        key = IdempotencyKey.of(caller.subject, idempotency_key, body, operation="create_product")
         product = self._products.create(**body, idempotency=key)
         body, status, headers = created(product, f"/products/{product['id']}")
         return body, status, {**headers, "ETag": etag(product["version"])}
@@ -62,7 +59,9 @@ class ProductApi:
         caller: Caller,
         idempotency_key: str | None = None,
     ) -> Answer:
-        key = IdempotencyKey.of(caller.subject, idempotency_key, body)
+        key = IdempotencyKey.of(
+            caller.subject, idempotency_key, body, operation="adjust_stock", path={"id": id}
+        )
         return _tagged(
             self._products.adjust_stock(
                 id, delta=body["delta"], reason=body["reason"], idempotency=key
@@ -76,7 +75,7 @@ class ProductApi:
         return health_checks.alive()
 
     def ready(self) -> Answer:
-        return health_checks.readiness(self._readiness_checks)
+        return self._readiness.answer()
 
     def metrics(self) -> Answer:
         return health_checks.metrics()

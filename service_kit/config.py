@@ -32,17 +32,21 @@ def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int, ma
 
 
 def redacted(url: str) -> str:
-    """The URL with any password in it replaced, for messages: they reach logs and terminals."""
+    """The URL with any password in it replaced, for messages: they reach logs and terminals.
+    SQLAlchemy's URL parser reads a password up to its `@`, whatever it holds (`#`, `/`, `?`
+    included, which split a URL elsewhere); a URL it cannot read (a list of hosts) loses all
+    it holds before its last `@`, which no host contains."""
     try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # not even a URL: say nothing of it
-        return "<unreadable URL>"
-    if password is None:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        scheme, separator, rest = url.partition("://")
+        if not separator:
+            return "<unreadable URL>"
+        credentials, at, hosts = rest.rpartition("@")
+        return url if not at else f"{scheme}://{credentials.partition(':')[0]}:***@{hosts}"
+    if parsed.password is None:
         return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+    return parsed.render_as_string(hide_password=True)
 
 
 _HOST = re.compile(r"[A-Za-z0-9.:-]{1,253}")

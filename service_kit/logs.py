@@ -29,6 +29,31 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# Control characters (line breaks above all) and Unicode's line and paragraph separators, as
+# escapes: a client's text in a message (a stock adjustment's reason, a header) cannot start a
+# line of its own in a text log.
+_ESCAPES = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
+} | {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+
+
+def escaped(text: str) -> str:
+    """The text on one line, its control characters written as escapes."""
+    return text if text.isprintable() else text.translate(_ESCAPES)
+
+
+class TextFormatter(logging.Formatter):
+    """FORMAT, each message on one line (escaped); a traceback follows on lines of its own."""
+
+    def __init__(self) -> None:
+        super().__init__(FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = escaped(record.message)
+        return super().formatMessage(record)
+
+
 class JsonFormatter(logging.Formatter):
     """A line of JSON per record: time (UTC, RFC 3339), level, logger, message, process,
     request_id, trace_id and span_id (in a trace), event_id (applying an event), exception."""
@@ -67,7 +92,7 @@ def logging_config(level: str = "INFO", log_format: str = "text") -> dict[str, A
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"request_id": {"()": RequestIdFilter}},
-        "formatters": {"text": {"format": FORMAT}, "json": {"()": JsonFormatter}},
+        "formatters": {"text": {"()": TextFormatter}, "json": {"()": JsonFormatter}},
         "handlers": {"stderr": handler},
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {

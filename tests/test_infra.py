@@ -294,6 +294,7 @@ def test_redis_has_no_anonymous_user_and_each_service_its_own_keys():
         assert own[0] == "on" and own[1].startswith(">${")
         assert [rule for rule in own if rule.startswith("~")] == [f"~{namespace}:*"]
         assert "-@dangerous" in own and "+@all" in own
+        assert {"-scan", "-randomkey"} <= set(own)  # KEYS is dangerous already
         bootstrap = (ROOT / f"{service}_service/bootstrap.py").read_text()
         assert f'namespace="{namespace}"' in bootstrap  # the cache's key prefix
     assert rules == {}
@@ -355,3 +356,9 @@ def test_the_web_services_verify_tokens_with_the_generated_key():
     assert COMPOSE["secrets"]["jwks"] == {"file": "./jwks.json"}
     assert 'with_name("jwks.json")' in (ROOT / "infra/generate_env.py").read_text()
     assert "infra/jwks.json" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_redis_is_bounded_and_evicts_as_a_cache():
+    command = SERVICES["redis"]["command"]
+    assert command[command.index("--maxmemory") + 1] == "256mb"
+    assert command[command.index("--maxmemory-policy") + 1] == "allkeys-lru"

@@ -266,3 +266,22 @@ def test_our_pods_run_as_the_images_user(objects):
     for owner, spec in pod_specs(objects).items():
         if any(c["image"].split(":")[0].endswith("order-product") for c in spec["containers"]):
             assert spec["securityContext"]["runAsUser"] == uid, owner
+
+
+def test_the_dev_overlays_redis_is_bounded_below_its_memory_limit(tmp_path):
+    redis = pod_specs(render("dev", tmp_path))["redis"]["containers"][0]
+    command = " ".join(redis["command"])
+    maxmemory = re.search(r"--maxmemory (\d+)mb", command)
+    assert maxmemory and "--maxmemory-policy allkeys-lru" in command
+    limit = re.fullmatch(r"(\d+)Mi", redis["resources"]["limits"]["memory"])
+    assert int(maxmemory[1]) * 1.5 <= int(limit[1])  # room for Redis's own overhead
+
+
+def test_egress_to_the_servers_goes_to_configured_networks_only(objects):
+    spec = of_kind(objects, "NetworkPolicy")["infrastructure-and-dns"]["spec"]
+    servers = spec["egress"][1]
+    assert {port["port"] for port in servers["ports"]} >= {3306, 6379, 5672}
+    for peer in servers["to"]:
+        assert "ipBlock" not in peer or peer["ipBlock"]["cidr"] != "0.0.0.0/0", peer
+    for policy in of_kind(objects, "NetworkPolicy").values():
+        assert "0.0.0.0/0" not in str(policy), policy["metadata"]["name"]

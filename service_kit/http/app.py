@@ -55,6 +55,10 @@ def create_service_app(
     # would answer a malformed id with an undocumented 404: any segment is routed, and the
     # operation's parameter validation answers the spec's 400.
     flask_app.url_map.converters["int"] = _AnyPathSegment
+    # No redirect, whose Location Werkzeug builds from the client's Host: `/orders//1` and
+    # `/orders/1/` are not merged or slashed into another URL but answered as they are.
+    flask_app.url_map.merge_slashes = False
+    flask_app.url_map.strict_slashes = False
     flask_app.json = ExactJSONProvider(flask_app)
     flask_app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     edge.install_problem_handlers(app)
@@ -126,20 +130,23 @@ def _pipeline_handler(record: Operation) -> Callable[..., flask.Response]:
 
 def _serve_swagger_ui_home(flask_app: flask.Flask, api: Any) -> None:
     """Connexion 2.15's Swagger UI page looks its spec's URL up under a wrong endpoint name when
-    the API has no base path (a BuildError: /ui/ answered 500). Flask's own seam for a URL it
-    cannot build answers with the spec's URL."""
+    the API has no base path (a BuildError: /ui/ answered 500): the same page is served with the
+    known URL, and its assets by absolute path, since /ui is served as /ui/ is (no redirect,
+    whose Location Werkzeug would build from the client's Host)."""
+    index = Path(api.options.openapi_console_ui_from_dir) / "index.j2"
     spec_url = api.base_path + api.options.openapi_spec_path
+    ui_path = api.base_path + api.options.openapi_console_ui_path
+    page = index.read_text().replace('"./', f'"{ui_path}/')
+
+    def swagger_ui_home() -> str:
+        return flask.render_template_string(
+            page,
+            openapi_spec_url=spec_url,
+            **api.options.openapi_console_ui_index_template_variables,
+        )
+
     blueprint = api.blueprint.name
-
-    def spec_url_for(error: Exception, endpoint: str, values: dict[str, Any]) -> str | None:
-        if (
-            endpoint.endswith("_openapi_json")
-            and endpoint != f"{blueprint}.{blueprint}_openapi_json"
-        ):
-            return spec_url
-        return None
-
-    flask_app.url_build_error_handlers.append(spec_url_for)
+    flask_app.view_functions[f"{blueprint}.{blueprint}_swagger_ui_index"] = swagger_ui_home
 
 
 class _AnyPathSegment(werkzeug.routing.BaseConverter):

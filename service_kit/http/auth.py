@@ -100,8 +100,14 @@ def load_keys(jwks_file: str) -> dict[str | None, jwt.PyJWK]:
 
 
 def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
+    """The token's scopes: `scope` as a space-separated string, or `scp` as one or a list of
+    strings; Unauthenticated for anything else (a number, a list of numbers...)."""
     scope = claims.get("scope", claims.get("scp", ""))
-    return frozenset(scope.split() if isinstance(scope, str) else scope)
+    if isinstance(scope, str):
+        return frozenset(scope.split())
+    if isinstance(scope, list) and all(isinstance(item, str) for item in scope):
+        return frozenset(scope)
+    raise errors.Unauthenticated("the token's scope claim is not a string or a list of strings")
 
 
 def authorize(caller: Caller | None, scopes: Iterable[str]) -> None:

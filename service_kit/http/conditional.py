@@ -5,6 +5,7 @@ import re
 from collections.abc import Collection
 
 _TAG = re.compile(r'\s*(W/)?"([^"]*)"\s*(?:,|$)')
+MAX_VERSION = 2**31 - 1  # the largest a version column (INTEGER) holds
 
 
 def etag(version: int) -> str:
@@ -16,7 +17,16 @@ def versions_in(if_match: str) -> Collection[int] | None:
     tags (none, if it holds nothing this service would have sent: the request then fails)."""
     if if_match.strip() == "*":
         return None
-    return {int(tag) for weak, tag in _tags(if_match) if not weak and tag.isdigit()}
+    return {
+        int(tag)
+        for weak, tag in _tags(if_match)
+        # A tag beyond what a version can be matches nothing (412), never goes to the database.
+        if not weak and _is_version(tag)
+    }
+
+
+def _is_version(tag: str) -> bool:
+    return tag.isascii() and tag.isdigit() and len(tag) <= 10 and int(tag) <= MAX_VERSION
 
 
 def none_match(if_none_match: str, current: str) -> bool:

@@ -57,7 +57,7 @@ def _scopes_of_the_specs() -> tuple[str, ...]:
 
 
 def every_scope() -> list[str]:
-    """Every scope the specs' operations ask for."""
+    """Every scope the specs' operations ask for or their security schemes list."""
     return list(_scopes_of_the_specs())
 
 

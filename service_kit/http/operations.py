@@ -160,13 +160,15 @@ def compile_operations(spec: Mapping[str, Any], handlers: object) -> dict[str, O
 
 
 def every_scope(specs: Iterable[Mapping[str, Any]]) -> frozenset[str]:
-    """Every scope the operations of these specs ask for."""
-    return frozenset(
-        scope
-        for spec in specs
-        for scopes in scopes_by_operation(spec).values()
-        for scope in scopes or ()
-    )
+    """Every scope the operations of these specs ask for, and those their security schemes list
+    in `x-scopes` that no operation asks for alone (orders:read:all widens orders:read)."""
+    scopes: set[str] = set()
+    for spec in specs:
+        for required in scopes_by_operation(spec).values():
+            scopes |= required or set()
+        for scheme in spec.get("components", {}).get("securitySchemes", {}).values():
+            scopes |= set(scheme.get("x-scopes", {}))
+    return frozenset(scopes)
 
 
 def _operations(spec: Mapping[str, Any]) -> Iterable[tuple[str, str, Mapping[str, Any]]]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, Table
 
 from service_kit.config import ServiceConfig
-from service_kit.http.health import Check
+from service_kit.http.health import Check, Readiness
 from service_kit.messaging.amqp import AmqpBroker
 from service_kit.messaging.broker import Broker
 from service_kit.messaging.outbox import InboxPruner, OutboxBacklog, OutboxRelay, RelayLease
@@ -30,6 +30,10 @@ class Infrastructure:
             "cache": self.cache.ping,
             "broker": self._ping_broker,
         }
+
+    def readiness(self) -> Readiness:
+        """What the public /ready answers: the checks, run every few seconds at most."""
+        return Readiness(self.readiness_checks())
 
     def relay(self, tables: EventTables) -> OutboxRelay:
         lease = RelayLease(self.engine, tables.relay_lease)

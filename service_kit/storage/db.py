@@ -244,5 +244,13 @@ class UtcDateTime(TypeDecorator[datetime.datetime]):
         return None if value is None else value.replace(tzinfo=datetime.UTC)
 
 
+def exact_string(length: int) -> TypeEngine[str]:
+    """A VARCHAR compared byte for byte everywhere: MariaDB's default utf8mb4 collation takes
+    `ABC` for `abc` and `é` for `e`; SQLite compares bytes already."""
+    return String(length).with_variant(
+        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
+
+
 def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
 from service_kit.idempotency import AnsweredMeanwhile, IdempotencyKey, KeyReused
-from service_kit.storage.db import UtcDateTime, utc_now
+from service_kit.storage.db import UtcDateTime, exact_string, utc_now
 from service_kit.storage.rows import DriverInsert, positional_order
 
 _log = logging.getLogger(__name__)
@@ -41,8 +41,9 @@ def idempotency_table(metadata: MetaData) -> Table:
     return Table(
         "idempotency_keys",
         metadata,
-        Column("scope", String(255), primary_key=True),
-        Column("idempotencyKey", String(128), primary_key=True),
+        # Compared byte for byte: `alice` is not `Alice`, nor key `abc` key `ABC`.
+        Column("scope", exact_string(255), primary_key=True),
+        Column("idempotencyKey", exact_string(128), primary_key=True),
         Column("fingerprint", String(64), nullable=False),
         Column("status", SmallInteger, nullable=False),
         Column("body", Text, nullable=False),  # the answer's JSON, as it was sent
@@ -56,6 +57,29 @@ def idempotency_table(metadata: MetaData) -> Table:
 def create_idempotency_table(op: Any) -> None:
     """The keys' table, for a service's migration."""
     idempotency_table(MetaData()).create(bind=op.get_bind())
+
+
+def compare_keys_exactly(op: Any) -> None:
+    """For a service's migration: the key columns of a table made before they were compared
+    byte for byte (nothing to do but on MariaDB/MySQL)."""
+    if op.get_bind().dialect.name not in ("mysql", "mariadb"):
+        return
+    op.execute(
+        "ALTER TABLE idempotency_keys"
+        " MODIFY scope VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,"
+        " MODIFY idempotencyKey VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"
+    )
+
+
+def compare_keys_loosely(op: Any) -> None:
+    """The downgrade of `compare_keys_exactly`: the table's default collation again."""
+    if op.get_bind().dialect.name not in ("mysql", "mariadb"):
+        return
+    op.execute(
+        "ALTER TABLE idempotency_keys"
+        " MODIFY scope VARCHAR(255) CHARACTER SET utf8mb4 NOT NULL,"
+        " MODIFY idempotencyKey VARCHAR(128) CHARACTER SET utf8mb4 NOT NULL"
+    )
 
 
 def row_of(key: IdempotencyKey, status: int, body: str, location: str | None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 from opentelemetry import context, trace
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span, SpanKind, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 Carrier = Mapping[str, str]  # traceparent (and tracestate), as in a header or an envelope
@@ -62,10 +62,39 @@ def recording() -> bool:
     return _recording
 
 
+# W3C trace context's limits on tracestate, which events.yaml's envelope holds it to: what a
+# caller sends beyond them would make every event of its request invalid (dead-lettered).
+MAX_TRACESTATE_CHARS = 512
+_LARGE_MEMBER_CHARS = 128  # the members W3C says to drop first
+
+
+def bounded_tracestate(header: str) -> str | None:
+    """A tracestate within W3C's limits: at most 32 valid members (else none, as
+    OpenTelemetry reads it) and 512 characters, members over 128 characters dropped first,
+    then the last ones; None when nothing is left."""
+    members = [f"{key}={value}" for key, value in TraceState.from_header([header]).items()]
+
+    def size() -> int:
+        return sum(map(len, members)) + max(len(members) - 1, 0)
+
+    while size() > MAX_TRACESTATE_CHARS and any(len(m) > _LARGE_MEMBER_CHARS for m in members):
+        large = next(m for m in reversed(members) if len(m) > _LARGE_MEMBER_CHARS)
+        members.remove(large)
+    while size() > MAX_TRACESTATE_CHARS:
+        members.pop()
+    return ",".join(members) or None
+
+
 def context_of(carrier: Carrier) -> context.Context:
-    """The context a carrier holds (an empty one for none or a malformed one)."""
+    """The context a carrier holds (an empty one for none or a malformed one), its tracestate
+    bounded (`bounded_tracestate`)."""
     if TRACEPARENT not in carrier:
         return context.Context()
+    state = carrier.get(TRACESTATE)
+    if state is not None and len(state) > MAX_TRACESTATE_CHARS:
+        carrier = {TRACEPARENT: carrier[TRACEPARENT]}
+        if bounded := bounded_tracestate(state):
+            carrier[TRACESTATE] = bounded
     return _propagator.extract(carrier, context=context.Context())
 
 

@@ -129,6 +129,9 @@ def test_a_service_cannot_touch_another_services_cache_keys(users):
     for command in (
         lambda: product_cache.get("order:1"),
         lambda: product_cache.set("order:1", b"x"),
+        lambda: product_cache.scan(0, match="order:*"),  # key names of any service
+        lambda: product_cache.keys("*"),
+        lambda: product_cache.randomkey(),
     ):
         with pytest.raises(redis.exceptions.NoPermissionError):
             command()

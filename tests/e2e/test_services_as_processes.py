@@ -121,6 +121,34 @@ def test_seed_flow(stack, products, orders):
     assert 'gunicorn.access rid=e2e-bff-1 127.0.0.1 "GET /orders/product/' in stack.log_of("order")
 
 
+def test_an_order_with_an_oversized_tracestate_is_confirmed(stack, products, orders):
+    """A caller's 4,000-character tracestate is bounded at the edge (W3C: 512 characters), so
+    the order's events still meet events.yaml and nothing is dead-lettered."""
+    product = products.post("/products", json={"name": "Traced", "price": 3, "qty": 5}).json()
+    tracestate = ",".join(f"vendor{n}=" + "v" * 120 for n in range(30))
+    assert len(tracestate) >= 3800
+    headers = {
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "tracestate": tracestate + ",x=" + "y" * (4000 - len(tracestate) - 3),
+    }
+    assert len(headers["tracestate"]) == 4000
+    placed = orders.post("/orders", json={"productId": product["id"], "qty": 2}, headers=headers)
+    assert placed.status_code == 201, placed.text
+    url = f"/orders/{placed.json()['id']}"
+    status, _ = eventually(
+        lambda: orders.get(url).json()["status"] != "PENDING" and orders.get(url).json()["status"],
+        within_s=30,
+    )
+    assert status == "CONFIRMED"
+    for worker in ("product-worker", "order-worker"):
+        metrics = httpx.get(stack.metrics_urls[worker]).text
+        assert "consumer_events_dead_lettered_total{" not in metrics or all(
+            line.endswith(" 0.0")
+            for line in metrics.splitlines()
+            if line.startswith("consumer_events_dead_lettered_total{")
+        ), metrics
+
+
 def test_workers_yield_the_cpu_to_the_web_workers(stack):
     for name, process in stack.processes.items():
         expected = 19 if name.endswith("-worker") else 0

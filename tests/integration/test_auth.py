@@ -3,8 +3,10 @@
 public; the BFF forwards its caller's token to order-service."""
 
 import logging
+import time
 from typing import Any
 
+import jwt
 import pytest
 import yaml
 
@@ -165,6 +167,22 @@ def test_the_bff_forwards_its_callers_token(stack, service_env):
     assert answer.status_code == 200
     assert answer.get_json()["orders"]["available"] is True  # order-service accepted the token
     assert len(answer.get_json()["orders"]["items"]) == 1
+
+
+@pytest.mark.parametrize("claims", [{"scope": 5}, {"scope": [1]}, {"sub": 7}, {"sub": ["a"]}])
+def test_a_claim_of_the_wrong_type_is_a_401(stack, service_env, claims):
+    from service_kit.config import auth_settings
+    from service_kit.http.auth import load_keys
+
+    kid, key = next(iter(load_keys(auth_settings(service_env).jwks_file).items()))
+    settings = auth_settings(service_env)
+    payload = {"sub": "alice", "iss": settings.issuer, "aud": settings.audience}
+    payload |= {"exp": int(time.time()) + 60, "scope": "orders:read"} | claims
+    token = jwt.encode(payload, key.key, algorithm=key.algorithm_name, headers={"kid": kid})
+    answer = stack.order.test_client().get(
+        "/orders/1", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert_problem(answer, 401)
 
 
 def test_no_token_reaches_the_logs(stack, service_env, caplog):

@@ -1,7 +1,7 @@
 """Idempotency-Key on POST /orders (group-committed, fast path and pipeline) and POST /products:
-a repeat gets the first answer and creates nothing; another body with the key is refused; keys
-belong to their caller; an outcome the database left unknown is said so, and the retry with the
-key then tells it."""
+a repeat gets the first answer and creates nothing; another body, operation or resource with the
+key is refused; keys belong to their caller, compared byte for byte; an outcome the database
+left unknown is said so, and the retry with the key then tells it."""
 
 import json
 import threading
@@ -83,6 +83,33 @@ def test_a_key_belongs_to_its_caller(stack, service_env):
         )
     assert [a.status_code for a in answers] == [201, 201]
     assert answers[0].get_json()["id"] != answers[1].get_json()["id"]
+
+
+def test_a_key_and_body_sent_to_another_resource_are_refused(stack):
+    products = stack.product.test_client()
+    three, four = (new_product(products, price=10, qty=50) for _ in range(2))
+    key = {"Idempotency-Key": f"adjust-{uuid.uuid4()}"}
+    body = {"delta": 5, "reason": "restock"}
+    first = products.post(f"/products/{three['id']}/stock-adjustments", json=body, headers=key)
+    assert first.status_code == 200 and first.get_json()["qty"] == 55
+    other = products.post(f"/products/{four['id']}/stock-adjustments", json=body, headers=key)
+    assert "Idempotency-Key" in assert_problem(other, 422)["detail"]
+    assert products.get(f"/products/{four['id']}").get_json()["qty"] == 50  # not adjusted
+    again = products.post(f"/products/{three['id']}/stock-adjustments", json=body, headers=key)
+    assert again.get_data() == first.get_data()
+    assert products.get(f"/products/{three['id']}").get_json()["qty"] == 55  # once
+
+
+def test_keys_and_subjects_compare_byte_for_byte(stack, service_env):
+    product = new_product(stack.product.test_client(), price=10, qty=50)
+    body = {"productId": product["id"], "qty": 1}
+    made = set()
+    for subject, key in (("alice", "abc"), ("alice", "ABC"), ("Alice", "abc")):
+        headers = {"Idempotency-Key": f"{key}-{product['id']}", **bearer_of(service_env, subject)}
+        answer = stack.order.test_client().post("/orders", json=body, headers=headers)
+        assert answer.status_code == 201, answer.get_data(as_text=True)
+        made.add(answer.get_json()["id"])
+    assert len(made) == 3  # three keys, three orders (no one's answer replayed to another)
 
 
 def bearer_of(env: dict, subject: str) -> dict[str, str]:

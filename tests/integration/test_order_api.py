@@ -132,3 +132,12 @@ def test_health_and_ready(orders):
     checks = {"database": "ok", "cache": "ok", "broker": "ok"}
     assert orders.get("/ready").get_json() == {"status": "ok", "checks": checks}
     assert orders.get("/ui/").status_code == 200
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "pipeline"])
+@pytest.mark.parametrize("path", ["/orders//1", "//orders/1", "/orders/1/", "/orders/product//1"])
+def test_no_redirect_is_built_from_the_host(service_env, fast_path, path):
+    orders = build_stack(service_env, fast_path=fast_path).order.test_client()
+    answer = orders.get(path, headers={"Host": "evil.example"})
+    assert_problem(answer, 404)
+    assert "Location" not in answer.headers

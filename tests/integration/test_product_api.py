@@ -1,9 +1,11 @@
 """product-service through its HTTP contract, on SQLite and on the real MariaDB."""
 
 import decimal
+import logging
 
 import pytest
 
+from service_kit import logs
 from tests.helpers import assert_problem
 from tests.integration.stack import build_stack, new_product
 
@@ -106,6 +108,37 @@ def test_a_put_must_be_based_on_the_current_version(products):
     assert products.put(url, json=body, headers={"If-Match": '"5", "2"'}).status_code == 200
     assert_problem(products.delete(url, headers={"If-Match": '"2"'}), 412)
     assert products.delete(url, headers={"If-Match": '"3"'}).status_code == 204
+
+
+@pytest.mark.parametrize(
+    "tag", ['"99999999999999999999"', '"2147483648"', '"' + "9" * 40 + '"', '"\u0663"']
+)
+def test_an_etag_no_version_can_have_is_a_412(products, tag):
+    product = new_product(products, qty=10)
+    url, body = f"/products/{product['id']}", {"name": "Edited", "price": 5, "qty": 10}
+    assert_problem(products.put(url, json=body, headers={"If-Match": tag}), 412)
+    assert_problem(products.delete(url, headers={"If-Match": tag}), 412)
+
+
+def test_a_reason_cannot_forge_a_text_log_line(products, capfd):
+    product = new_product(products, qty=5)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    logs.configure("INFO", "text")
+    try:
+        forged = "restock\n2026-12-03 10:00:00,000 WARNING [1] forged rid=- all stock lost\r\u2028"
+        answer = products.post(
+            f"/products/{product['id']}/stock-adjustments", json={"delta": 1, "reason": forged}
+        )
+        assert answer.status_code == 200
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    lines = [line for line in capfd.readouterr().err.splitlines() if "adjusted by" in line]
+    assert len(lines) == 1
+    assert lines[0].endswith(
+        "restock\\n2026-12-03 10:00:00,000 WARNING [1] forged rid=- all stock lost\\r\\u2028"
+    )
 
 
 def test_stock_adjustments_add_and_take_units(products):

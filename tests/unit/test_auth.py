@@ -68,7 +68,13 @@ def test_each_key_of_the_set_verifies_its_own_tokens(verifier, keys, kid):
         ({"aud": "someone-else"}, "(?i)audience"),
         ({"iss": "https://other.example"}, "(?i)issuer"),
         ({"sub": None}, "sub"),
+        ({"sub": 5}, "(?i)sub"),
+        ({"sub": ["alice"]}, "(?i)sub"),
         ({"exp": None}, "exp"),
+        ({"scope": 5}, "scope"),
+        ({"scope": [1, 2]}, "scope"),
+        ({"scope": {"orders:read": True}}, "scope"),
+        ({"scope": None, "scp": 5}, "scope"),
     ],
 )
 def test_claims_that_do_not_hold_are_refused(verifier, keys, overrides, reason):
@@ -146,7 +152,7 @@ def test_the_development_key_signs_what_make_token_prints(tmp_path):
     assert (tmp_path / "jwks.json").stat().st_mode & 0o777 == 0o600
     settings = auth_settings({"AUTH_JWKS_FILE": str(tmp_path / "jwks.json")})
     caller = TokenVerifier(settings).verify(mint(settings, every_scope()))
-    assert caller.scopes == {"orders:read", "orders:write", "products:write"}
+    assert caller.scopes == {"orders:read", "orders:read:all", "orders:write", "products:write"}
 
 
 def test_public_keys_alone_cannot_sign(tmp_path, keys):

@@ -8,7 +8,7 @@ import pytest
 
 from order_service.config import load_config as order_config
 from product_service.config import load_config as product_config
-from service_kit.config import ConfigError
+from service_kit.config import ConfigError, redacted
 from service_kit.process.gunicorn_settings import web_settings
 
 
@@ -149,3 +149,43 @@ def test_connection_limits_reach_the_web_workers():
     worker = Worker()
     settings["post_fork"](None, worker)
     assert worker.connection_limits is limits
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql+pymysql://orders:pa#ss/w?rd@db:3306/orders",
+        "amqp://orders:p/w#1?x@rabbitmq:5672/%2F",
+        "redis://orders:a?b#c/d@redis:6379/0",
+        "redis+sentinel://orders:x#y/z@s1:26379,s2:26379/primary/0",
+        "redis+cluster://orders:q?#/@n1:6379,n2:6379",
+    ],
+)
+def test_a_password_is_redacted_whatever_it_holds(url):
+    password = url.split("://")[1].rpartition("@")[0].partition(":")[2]
+    shown = redacted(url)
+    assert password not in shown and "***" in shown
+    assert shown.endswith(url.rpartition("@")[2])  # the hosts and the rest are kept
+
+
+def test_ready_runs_its_checks_once_per_few_seconds_whoever_asks():
+    from service_kit.errors import DependencyUnavailable
+    from service_kit.http.health import Readiness
+
+    now, runs, up = [0.0], [], [True]
+
+    def broker() -> None:
+        runs.append(now[0])
+        if not up[0]:
+            raise ConnectionError("refused")
+
+    readiness = Readiness({"broker": broker}, max_age_s=5, clock=lambda: now[0])
+    for _ in range(100):
+        assert readiness.answer() == {"status": "ok", "checks": {"broker": "ok"}}
+    assert runs == [0.0]  # one connection for a hundred calls
+    up[0], now[0] = False, 4.9
+    assert readiness.answer()["status"] == "ok"  # a state at most 5 s old
+    now[0] = 5.0
+    with pytest.raises(DependencyUnavailable, match="broker: ConnectionError"):
+        readiness.answer()
+    assert runs == [0.0, 5.0]

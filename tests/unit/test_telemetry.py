@@ -5,6 +5,7 @@ lines carry the ids; spans are made only when an exporter is configured."""
 import json
 import logging
 
+import opentelemetry.trace
 import pytest
 
 from service_kit import logs, request_id
@@ -103,3 +104,33 @@ def test_every_garbage_collection_is_timed_once_per_process():
     before = observed(2)
     gc.collect()
     assert observed(2) == before + 1
+
+
+def test_a_tracestate_is_bounded_to_what_the_event_contract_holds():
+    members = [f"k{n:02}=" + "v" * 60 for n in range(20)]  # 20 members of 64 characters
+    small, large = ",".join(members), "big=" + "x" * 200
+    bounded = tracing.bounded_tracestate(",".join([*members[:4], large, *members[4:]]))
+    assert len(bounded) <= tracing.MAX_TRACESTATE_CHARS
+    assert "big=" not in bounded and bounded.startswith("k00=")  # the large member went first
+    assert bounded == small[: len(bounded)]  # then the last ones
+    assert tracing.bounded_tracestate("a=1,b=2") == "a=1,b=2"
+    assert tracing.bounded_tracestate("not a member") is None
+    assert tracing.bounded_tracestate(",".join(f"k{n}=1" for n in range(33))) is None
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    context = tracing.context_of({"traceparent": traceparent, "tracestate": small + "," + large})
+    state = opentelemetry.trace.get_current_span(context).get_span_context().trace_state
+    assert 0 < len(state.to_header()) <= 512
+    event = new_event(
+        "order.created", {}, trace={"traceparent": traceparent, "tracestate": state.to_header()}
+    )
+    assert event.trace["tracestate"] == state.to_header()
+
+
+def test_text_log_lines_escape_control_characters():
+    formatter = logs.TextFormatter()
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "reason: %s", ("a\nb\r\u2028c",), None
+    )
+    record.request_id = "-"
+    line = formatter.format(record)
+    assert "\n" not in line and line.endswith("reason: a\\nb\\r\\u2028c")

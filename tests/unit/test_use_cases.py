@@ -9,7 +9,7 @@ from sqlalchemy import select
 from order_service.list_cache import OrderListCache
 from order_service.repository import GroupCommittedOrders, OrderUnitOfWork
 from order_service.repository import event_tables as order_events
-from order_service.service import OrderService, ProductSnapshot
+from order_service.service import OrderService, ProductSnapshot, Viewer
 from product_service.repository import ProductUnitOfWork
 from product_service.repository import event_tables as product_events
 from product_service.service import ProductService, cache_key
@@ -66,6 +66,9 @@ class OrdersDown:
         raise DependencyUnavailable("order-service: ReadTimeout")
 
 
+ALICE = Viewer("alice")
+
+
 def outbox_of(engine, tables):
     """The events waiting in a service's outbox, parsed and checked against their schemas."""
     with engine.connect() as connection:
@@ -90,9 +93,9 @@ def product_service(engines, cache, orders=None):
 def test_order_total_is_exact_and_announced(engines, cache):
     catalog = StaticCatalog({1: ProductSnapshot(decimal.Decimal("0.10"), 10)})
     orders = order_service(engines, cache, catalog)
-    order = orders.place(product_id=1, qty=3)
+    order = orders.place(product_id=1, qty=3, owner="alice")
     assert order["totalPrice"] == decimal.Decimal("0.30") and order["status"] == "PENDING"
-    assert orders.get(order["id"])["totalPrice"] == decimal.Decimal("0.30")
+    assert orders.get(order["id"], ALICE)["totalPrice"] == decimal.Decimal("0.30")
     [event] = outbox_of(engines["order"], order_events)
     assert event.type == "order.created"
     assert event.data["id"] == order["id"] and event.data["totalPrice"] == decimal.Decimal("0.30")
@@ -103,14 +106,14 @@ def test_order_rules(engines, cache):
         engines, cache, StaticCatalog({1: ProductSnapshot(decimal.Decimal(5), 2)})
     )
     with pytest.raises(Unprocessable):
-        orders.place(product_id=2, qty=1)
+        orders.place(product_id=2, qty=1, owner="alice")
     with pytest.raises(Conflict):
-        orders.place(product_id=1, qty=3)
+        orders.place(product_id=1, qty=3, owner="alice")
     with pytest.raises(NotFound):
-        orders.get(999)
+        orders.get(999, ALICE)
     with pytest.raises(DependencyUnavailable):
-        order_service(engines, cache, DownCatalog({})).place(product_id=1, qty=1)
-    assert orders.of_product(1, before=None, limit=5) == {"items": [], "nextBefore": None}
+        order_service(engines, cache, DownCatalog({})).place(product_id=1, qty=1, owner="alice")
+    assert orders.of_product(1, ALICE, before=None, limit=20) == {"items": [], "nextBefore": None}
     assert outbox_of(engines["order"], order_events) == []  # nothing was accepted
 
 
@@ -118,21 +121,76 @@ def test_order_lists_are_cached_and_invalidated(engines, cache):
     orders = order_service(
         engines, cache, StaticCatalog({1: ProductSnapshot(decimal.Decimal(5), 9)})
     )
-    first = orders.place(product_id=1, qty=1)
+    first = orders.place(product_id=1, qty=1, owner="alice")
     for _ in range(2):  # the first read sets the list version, the second caches the page
-        assert [o["id"] for o in orders.of_product(1, before=None, limit=5)["items"]] == [
+        assert [o["id"] for o in orders.of_product(1, ALICE, before=None, limit=20)["items"]] == [
             first["id"]
         ]
-    second = orders.place(product_id=1, qty=1)
-    page = orders.of_product(1, before=None, limit=5)
+    second = orders.place(product_id=1, qty=1, owner="alice")
+    page = orders.of_product(1, ALICE, before=None, limit=20)
     assert [o["id"] for o in page["items"]] == [second["id"], first["id"]]
+
+
+def test_a_caller_sees_its_own_orders_and_the_back_office_every_one(engines, cache):
+    orders = order_service(
+        engines, cache, StaticCatalog({1: ProductSnapshot(decimal.Decimal(5), 9)})
+    )
+    alices = orders.place(product_id=1, qty=1, owner="alice")
+    bobs = orders.place(product_id=1, qty=1, owner="bob")
+    bob, back_office = Viewer("bob"), Viewer("carol", sees_all=True)
+    with pytest.raises(NotFound):  # as a missing order: the id tells nothing
+        orders.get(alices["id"], bob)
+    with pytest.raises(NotFound):  # subjects compare exactly
+        orders.get(alices["id"], Viewer("Alice"))
+    assert orders.get(alices["id"], ALICE) == orders.get(alices["id"], back_office) == alices
+    for _ in range(3):  # the cached pages too: one per viewer
+        page = orders.of_product(1, ALICE, before=None, limit=20)
+        assert [o["id"] for o in page["items"]] == [alices["id"]]
+        page = orders.of_product(1, bob, before=None, limit=20)
+        assert [o["id"] for o in page["items"]] == [bobs["id"]]
+        page = orders.of_product(1, back_office, before=None, limit=20)
+        assert [o["id"] for o in page["items"]] == [bobs["id"], alices["id"]]
+    assert "owner" not in alices
+    assert all("owner" not in event.data for event in outbox_of(engines["order"], order_events))
+
+
+def test_only_the_first_page_of_the_default_size_is_cached(engines, cache):
+    stored = []
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(cache, name)
+
+        def add(self, key, value, ttl_s):
+            stored.append(key)
+            return cache.add(key, value, ttl_s)
+
+    lists = OrderListCache(Recording(), 60)
+    orders = OrderService(
+        lambda: OrderUnitOfWork(engines["order"]),
+        GroupCommittedOrders(engines["order"], lists),
+        StaticCatalog({1: ProductSnapshot(decimal.Decimal(5), 9)}),
+        StaticCatalog({}),
+        lists,
+    )
+    placed = [orders.place(product_id=1, qty=1, owner="alice")["id"] for _ in range(3)]
+    for before in range(2, 200):  # pages a caller chose: read, never kept
+        orders.of_product(1, ALICE, before=before, limit=1 + before % 100)
+    assert stored == []
+    for _ in range(3):
+        page = orders.of_product(1, ALICE, before=None, limit=20)
+        assert [o["id"] for o in page["items"]] == placed[::-1]
+    assert len(stored) == 1  # its one page (the orders placed set the list version)
 
 
 def test_stock_results_settle_orders_once(engines, cache):
     orders = order_service(
         engines, cache, StaticCatalog({1: ProductSnapshot(decimal.Decimal(5), 9)})
     )
-    confirmed, rejected = orders.place(product_id=1, qty=1), orders.place(product_id=1, qty=2)
+    confirmed, rejected = (
+        orders.place(product_id=1, qty=1, owner="alice"),
+        orders.place(product_id=1, qty=2, owner="alice"),
+    )
     reserved = new_event(
         "stock.reserved", {"orderId": confirmed["id"], "productId": 1, "qty": 1, "remaining": 8}
     )
@@ -147,9 +205,9 @@ def test_stock_results_settle_orders_once(engines, cache):
         {"orderId": confirmed["id"], "productId": 1, "qty": 1, "reason": "insufficient-stock"},
     )
     orders.settle_orders([late])  # a settled order never moves again
-    assert orders.get(confirmed["id"])["status"] == "CONFIRMED"
-    assert orders.get(rejected["id"])["status"] == "REJECTED"
-    statuses = [o["status"] for o in orders.of_product(1, before=None, limit=5)["items"]]
+    assert orders.get(confirmed["id"], ALICE)["status"] == "CONFIRMED"
+    assert orders.get(rejected["id"], ALICE)["status"] == "REJECTED"
+    statuses = [o["status"] for o in orders.of_product(1, ALICE, before=None, limit=20)["items"]]
     assert statuses == ["REJECTED", "CONFIRMED"]
 
 

@@ -64,6 +64,9 @@ def sync_detailed(
 ) -> Response[Health | Problem]:
     """Readiness (dependencies reachable)
 
+     The dependencies' state as each web worker last checked it, at most 5 s ago: asking
+    often costs them nothing more (no connection is opened per request).
+
     Args:
         x_request_id (str | Unset):
 
@@ -93,6 +96,9 @@ def sync(
 ) -> Health | Problem | None:
     """Readiness (dependencies reachable)
 
+     The dependencies' state as each web worker last checked it, at most 5 s ago: asking
+    often costs them nothing more (no connection is opened per request).
+
     Args:
         x_request_id (str | Unset):
 
@@ -116,6 +122,9 @@ async def asyncio_detailed(
     x_request_id: str | Unset = UNSET,
 ) -> Response[Health | Problem]:
     """Readiness (dependencies reachable)
+
+     The dependencies' state as each web worker last checked it, at most 5 s ago: asking
+    often costs them nothing more (no connection is opened per request).
 
     Args:
         x_request_id (str | Unset):
@@ -143,6 +152,9 @@ async def asyncio(
     x_request_id: str | Unset = UNSET,
 ) -> Health | Problem | None:
     """Readiness (dependencies reachable)
+
+     The dependencies' state as each web worker last checked it, at most 5 s ago: asking
+    often costs them nothing more (no connection is opened per request).
 
     Args:
         x_request_id (str | Unset):

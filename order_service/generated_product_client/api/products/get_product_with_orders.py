@@ -103,7 +103,9 @@ def sync_detailed(
 ) -> Response[Problem | ProductWithOrders]:
     """The product and its newest orders in one call (BFF)
 
-     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`.
+     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`
+    and the caller's token: the orders are those the caller may see there (its own, or
+    every order with `orders:read:all`).
     When order-service cannot answer, the product still comes back (200) and
     `orders.available` is `false` with the reason in `orders.detail`.
 
@@ -142,7 +144,9 @@ def sync(
 ) -> Problem | ProductWithOrders | None:
     """The product and its newest orders in one call (BFF)
 
-     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`.
+     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`
+    and the caller's token: the orders are those the caller may see there (its own, or
+    every order with `orders:read:all`).
     When order-service cannot answer, the product still comes back (200) and
     `orders.available` is `false` with the reason in `orders.detail`.
 
@@ -176,7 +180,9 @@ async def asyncio_detailed(
 ) -> Response[Problem | ProductWithOrders]:
     """The product and its newest orders in one call (BFF)
 
-     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`.
+     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`
+    and the caller's token: the orders are those the caller may see there (its own, or
+    every order with `orders:read:all`).
     When order-service cannot answer, the product still comes back (200) and
     `orders.available` is `false` with the reason in `orders.detail`.
 
@@ -213,7 +219,9 @@ async def asyncio(
 ) -> Problem | ProductWithOrders | None:
     """The product and its newest orders in one call (BFF)
 
-     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`.
+     Fetches the orders from order-service with a short timeout, forwarding `X-Request-ID`
+    and the caller's token: the orders are those the caller may see there (its own, or
+    every order with `orders:read:all`).
     When order-service cannot answer, the product still comes back (200) and
     `orders.available` is `false` with the reason in `orders.detail`.
 

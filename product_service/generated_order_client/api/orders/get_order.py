@@ -94,6 +94,10 @@ def sync_detailed(
 ) -> Response[Order | Problem]:
     """Get an order
 
+     The order, if the caller placed it (or holds `orders:read:all`). Another caller's order
+    is 404, as a missing one: order ids are sequential and not secrets, so only this check
+    keeps an order private.
+
     Args:
         id (int):
         x_request_id (str | Unset):
@@ -126,6 +130,10 @@ def sync(
 ) -> Order | Problem | None:
     """Get an order
 
+     The order, if the caller placed it (or holds `orders:read:all`). Another caller's order
+    is 404, as a missing one: order ids are sequential and not secrets, so only this check
+    keeps an order private.
+
     Args:
         id (int):
         x_request_id (str | Unset):
@@ -152,6 +160,10 @@ async def asyncio_detailed(
     x_request_id: str | Unset = UNSET,
 ) -> Response[Order | Problem]:
     """Get an order
+
+     The order, if the caller placed it (or holds `orders:read:all`). Another caller's order
+    is 404, as a missing one: order ids are sequential and not secrets, so only this check
+    keeps an order private.
 
     Args:
         id (int):
@@ -182,6 +194,10 @@ async def asyncio(
     x_request_id: str | Unset = UNSET,
 ) -> Order | Problem | None:
     """Get an order
+
+     The order, if the caller placed it (or holds `orders:read:all`). Another caller's order
+    is 404, as a missing one: order ids are sequential and not secrets, so only this check
+    keeps an order private.
 
     Args:
         id (int):

@@ -102,6 +102,8 @@ def sync_detailed(
 ) -> Response[OrderPage | Problem]:
     """Orders of a product, newest first
 
+     The caller's own orders of the product (every caller's with `orders:read:all`).
+
     Args:
         product_id (int):
         limit (int | Unset):  Default: 20.
@@ -140,6 +142,8 @@ def sync(
 ) -> OrderPage | Problem | None:
     """Orders of a product, newest first
 
+     The caller's own orders of the product (every caller's with `orders:read:all`).
+
     Args:
         product_id (int):
         limit (int | Unset):  Default: 20.
@@ -172,6 +176,8 @@ async def asyncio_detailed(
     x_request_id: str | Unset = UNSET,
 ) -> Response[OrderPage | Problem]:
     """Orders of a product, newest first
+
+     The caller's own orders of the product (every caller's with `orders:read:all`).
 
     Args:
         product_id (int):
@@ -208,6 +214,8 @@ async def asyncio(
     x_request_id: str | Unset = UNSET,
 ) -> OrderPage | Problem | None:
     """Orders of a product, newest first
+
+     The caller's own orders of the product (every caller's with `orders:read:all`).
 
     Args:
         product_id (int):
