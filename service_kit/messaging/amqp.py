@@ -1,6 +1,6 @@
 """RabbitMQ through pika. Queues are quorum queues with a delivery limit and a dead-letter
 queue each; publishing is one AMQP transaction per batch (not a round trip per message), and
-consecutive events of one type go as one message, a pack (openapi/events.yaml)."""
+consecutive events of one type go as one message, a pack (asyncapi/events.yaml)."""
 
 import collections
 import contextlib
@@ -46,23 +46,14 @@ def declare_topology(
         for pattern in patterns:
             channel.queue_bind(queue, events.EXCHANGE, routing_key=pattern)
         dead = events.dead_letter_queue(queue)
-        channel.queue_declare(dead, durable=True, arguments=DEAD_LETTER_QUEUE_ARGUMENTS)
+        channel.queue_declare(dead, durable=True, arguments=queue_arguments(dead))
         channel.queue_bind(dead, events.DEAD_LETTER_EXCHANGE, routing_key=queue)
 
 
-DEAD_LETTER_QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
-
-
 def queue_arguments(queue: str) -> dict[str, Any]:
-    arguments = {
-        "x-queue-type": "quorum",
-        "x-delivery-limit": events.MAX_DELIVERIES,
-        "x-dead-letter-exchange": events.DEAD_LETTER_EXCHANGE,
-        "x-dead-letter-routing-key": queue,
-    }
-    if queue in events.ordered_queues():
-        arguments["x-single-active-consumer"] = True
-    return arguments
+    """As the contract declares them (quorum, delivery limit, dead letters, single active
+    consumer where ordered)."""
+    return events.queue_arguments(queue)
 
 
 @contextlib.contextmanager
