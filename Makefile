@@ -11,7 +11,7 @@ PRODUCT_PORT ?= 3000
 ORDER_PORT ?= 4000
 export PRODUCT_PORT ORDER_PORT
 
-.PHONY: run test migrate generate lint format clean bench bench-relay contract debian-tools locust locust-stack lock token
+.PHONY: run test migrate generate lint format clean bench bench-relay contract contract-events debian-tools locust locust-stack lock token
 
 # Every package at the version, and with the hashes, of the lock files (make lock refreshes them).
 LOCK := requirements.lock
@@ -50,9 +50,20 @@ SCOPES ?=
 token: $(INSTALLED)
 	@$(BIN)/python -m service_kit.http.dev_tokens --scopes "$(SCOPES)"
 
-test: $(INSTALLED) debian-tools
+test: $(INSTALLED) $(NODE_INSTALLED) debian-tools
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# AsyncAPI's own tooling, at the versions of package-lock.json: its parser validates
+# asyncapi/events.yaml (tests/test_event_contract.py), its React component renders it.
+NODE_INSTALLED := node_modules/.installed
+$(NODE_INSTALLED): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+# The event contract for people: AsyncAPI's React component on asyncapi/events.yaml.
+docs/events.html: asyncapi/events.yaml $(NODE_INSTALLED) $(INSTALLED)
+	$(BIN)/python -m contract_tests.render_events $@
 
 # Debian's packages the tests drive: Chromium for the Swagger UI browser test (through
 # Playwright; no browser download), Prometheus for the scrape test, kubectl to render infra/k8s.
@@ -92,6 +103,13 @@ CONTRACT_EXAMPLES ?= 100
 contract: $(INSTALLED)
 	CONTRACT_EXAMPLES=$(CONTRACT_EXAMPLES) $(BIN)/python -m contract_tests.run
 
+# The event fuzzer against the real consumers on this machine's MariaDB and RabbitMQ, longer than
+# make test's fixed-seed pass; EVENT_EXAMPLES per event type.
+EVENT_EXAMPLES ?= 300
+contract-events: $(INSTALLED)
+	REQUIRE_INFRA=1 EVENT_EXAMPLES=$(EVENT_EXAMPLES) EVENT_SEED=$${EVENT_SEED:-random} \
+		$(BIN)/python -m pytest contract_tests/test_event_fuzz.py -q -s -p no:cacheprovider
+
 # The order hot path on the real MariaDB (durable), Redis and RabbitMQ: prints a table and
 # writes perf/reports/bench-<time>.json.
 bench: $(INSTALLED)
@@ -128,4 +146,4 @@ format: $(INSTALLED)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache node_modules
