@@ -106,9 +106,10 @@ contract: $(INSTALLED)
 # The event fuzzer against the real consumers on this machine's MariaDB and RabbitMQ, longer than
 # make test's fixed-seed pass; EVENT_EXAMPLES per event type.
 EVENT_EXAMPLES ?= 300
+EVENT_SEED ?=
 contract-events: $(INSTALLED)
-	REQUIRE_INFRA=1 EVENT_EXAMPLES=$(EVENT_EXAMPLES) EVENT_SEED=$${EVENT_SEED:-random} \
-		$(BIN)/python -m pytest contract_tests/test_event_fuzz.py -q -s -p no:cacheprovider
+	$(BIN)/python -m contract_tests.event_fuzz --examples $(EVENT_EXAMPLES) \
+		$(if $(EVENT_SEED),--seed $(EVENT_SEED))
 
 # The order hot path on the real MariaDB (durable), Redis and RabbitMQ: prints a table and
 # writes perf/reports/bench-<time>.json.

@@ -20,6 +20,8 @@ _PREFETCH = 1000
 # (docs/performance.md).
 PACK_SIZE = 100
 _EVENT_COUNT = "event-count"  # the header of a pack: how many events it carries
+_POISON_REASON = "x-poison-reason"  # the header of a dead letter: why it could not be read
+_MOST_REASON = 1024
 _PROPERTIES = {"delivery_mode": pika.DeliveryMode.Persistent, "content_type": "application/json"}
 
 
@@ -95,6 +97,7 @@ class AmqpBroker:
             raise BrokerUnavailable(repr(exc)) from exc
         self._in_transaction = False
         self._depth_channel: Any = None
+        self._dead_letter_channel: Any = None
         self._consuming: str | None = None
         self._buffer: collections.deque[Delivery] = collections.deque()
 
@@ -162,10 +165,33 @@ class AmqpBroker:
                 self._channel.basic_ack(delivery.tag)
             for delivery in retried:  # the quorum queue counts it; past the limit: dead letter
                 self._channel.basic_nack(delivery.tag, requeue=True)
-            for delivery in dead:
-                self._channel.basic_reject(delivery.tag, requeue=False)
+            if dead:
+                self._dead_letter(dead)
         except pika.exceptions.AMQPError as exc:
             raise BrokerUnavailable(repr(exc)) from exc
+
+    def _dead_letter(self, dead: Sequence[Delivery]) -> None:
+        """Poison goes to the queue's dead-letter queue with its reason (x-poison-reason): a copy
+        is published to the dead-letter exchange, confirmed, and then the original acked. (The
+        broker's own dead-lettering of a rejected message can add no header of ours.) A crash
+        in between dead-letters it twice, never not at all."""
+        if self._dead_letter_channel is None or not self._dead_letter_channel.is_open:
+            self._dead_letter_channel = self._connection.channel()
+            self._dead_letter_channel.confirm_delivery()
+        for delivery in dead:
+            self._dead_letter_channel.basic_publish(
+                events.DEAD_LETTER_EXCHANGE,
+                self._consuming or "",
+                delivery.body,
+                pika.BasicProperties(
+                    headers={
+                        _POISON_REASON: (delivery.poison_reason or "")[:_MOST_REASON],
+                        "x-original-routing-key": delivery.routing_key,
+                    },
+                    **_PROPERTIES,
+                ),
+            )
+            self._channel.basic_ack(delivery.tag)
 
     def depth(self, queue: str) -> int | None:
         # Ready messages, from a passive declaration (it changes nothing) on a channel of its

@@ -24,12 +24,13 @@ def _any_of(*alternatives: str) -> str:
 
 def permissions(service: str) -> dict[str, str]:
     """What `service`'s user may do with exchanges and queues (RabbitMQ's regular expressions):
-    declare and bind its own queues, publish to the exchange, consume its own queues."""
+    declare and bind its own queues, publish to the exchange (and dead letters, with their
+    reason), consume its own queues."""
     own = _literal(service) + r"\..+"
     exchange, dead_letters = _literal(events.EXCHANGE), _literal(events.DEAD_LETTER_EXCHANGE)
     return {
         "configure": _any_of(exchange, dead_letters, own),
-        "write": _any_of(exchange, own),
+        "write": _any_of(exchange, dead_letters, own),
         "read": _any_of(exchange, dead_letters, own),
     }
 

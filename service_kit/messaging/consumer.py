@@ -31,6 +31,7 @@ def handle_deliveries(
         parsed += [(delivery, event) for event in events]
         if problems:
             _log.error("dead-lettering a %s message: %s", delivery.routing_key, problems[0])
+            delivery.poison_reason = str(problems[0])
             poison.append(delivery)
     spans, parsed = _continued_traces(parsed, queue)
     try:
