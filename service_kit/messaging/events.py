@@ -204,11 +204,11 @@ def _validator(event_type: str) -> Callable[[Any], Any]:
 
 def _operations(action: str) -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
     """(service, channel, messages) of each operation of the action: its one tag names the
-    service."""
+    service (or a person, the operator, who reads dead letters)."""
     found = []
     for operation in contract()["operations"].values():
-        if operation["action"] == action:
-            (tag,) = operation["tags"]
+        (tag,) = operation["tags"]
+        if operation["action"] == action and tag["name"] != OPERATOR:
             found.append(
                 (
                     tag["name"],
@@ -224,6 +224,9 @@ def _queue_channel(queue: str) -> dict[str, Any]:
         if channel["bindings"]["amqp"]["is"] == "queue" and channel["address"] == queue:
             return channel
     raise KeyError(f"no queue {queue} in the contract")
+
+
+OPERATOR = "operator"
 
 
 def queue_arguments(queue: str) -> dict[str, Any]:
