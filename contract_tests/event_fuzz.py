@@ -231,9 +231,20 @@ def wrong_type(event: dict[str, Any], rng: random.Random) -> dict[str, Any]:
 def missing_field(event: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     if rng.random() < 0.5:
         del event[rng.choice(["occurredAt", "requestId", "data"])]
-    else:
-        del event["data"][rng.choice(sorted(event["data"]))]
+    else:  # a required one: an optional one missing (a product's version) is still valid
+        del event["data"][rng.choice(required_data(event["type"]))]
     return event
+
+
+def required_data(event_type: str) -> list[str]:
+    """The fields the `data` of an event of the type must have."""
+    schema = inlined(events.messages()[event_type]["payload"]["oneOf"][0])
+    (data,) = [
+        part["properties"]["data"]
+        for part in schema["allOf"]
+        if "data" in part.get("properties", {}) and "required" in part["properties"]["data"]
+    ]
+    return sorted(data["required"])
 
 
 def unknown_field(event: dict[str, Any], rng: random.Random) -> dict[str, Any]:
