@@ -1,7 +1,7 @@
-# Two commands do everything on a fresh machine with only Python 3.11+:
+# Two commands do everything on a fresh machine with Python 3.11+ (and Node.js for make test):
 #   make run    create the virtualenv, migrate, start both services, restarting any that dies
 #               (Ctrl-C stops them all)
-#   make test   the same set-up, then every test
+#   make test   the same set-up and AsyncAPI's npm tools (npm ci), then every test
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
