@@ -27,6 +27,7 @@ def create_app(
         spec_file="order.yaml",
         handlers=OrderApi(service, infrastructure.readiness_checks()),
         auth_settings=config.auth,
+        rate_limit_settings=config.rate_limits,
         fast_operations=FAST_OPERATIONS if fast_path else (),
         validate_responses=config.validate_responses,
     )

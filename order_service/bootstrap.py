@@ -25,7 +25,7 @@ def bootstrap(
     new_orders = GroupCommittedOrders(
         infrastructure.engine,
         lists,
-        linger_s=config.group_commit_linger_s,
+        interval_s=config.group_commit_interval_s,
         idempotency_ttl_s=config.idempotency_ttl_s,
     )
     service = OrderService(

@@ -11,7 +11,8 @@ from service_kit.config import ServiceConfig, env_int, load_service_config
 class OrderConfig(ServiceConfig):
     price_fresh_s: float  # ORDER_PRICE_FRESH_MS: a known price is used without asking again
     price_stale_s: float  # ORDER_PRICE_STALE_S: after that, served while one refresh runs
-    group_commit_linger_s: float  # ORDER_GROUP_COMMIT_LINGER_MS: a batch gathers orders this long
+    # ORDER_GROUP_COMMIT_INTERVAL_MS: while writes overlap, commits start at most this often
+    group_commit_interval_s: float
 
 
 def load_config(env: Mapping[str, str] = os.environ) -> OrderConfig:
@@ -27,8 +28,8 @@ def load_config(env: Mapping[str, str] = os.environ) -> OrderConfig:
         **{field.name: getattr(base, field.name) for field in fields(base)},  # not deep copies
         price_fresh_s=env_int(env, "ORDER_PRICE_FRESH_MS", 5000, minimum=0, maximum=600_000) / 1000,
         price_stale_s=env_int(env, "ORDER_PRICE_STALE_S", 300, minimum=0, maximum=86_400),
-        group_commit_linger_s=env_int(
-            env, "ORDER_GROUP_COMMIT_LINGER_MS", 6, minimum=0, maximum=1000
+        group_commit_interval_s=env_int(
+            env, "ORDER_GROUP_COMMIT_INTERVAL_MS", 6, minimum=0, maximum=1000
         )
         / 1000,
     )

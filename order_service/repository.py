@@ -131,7 +131,7 @@ class GroupCommittedOrders:
         engine: Engine,
         lists: OrderListInvalidation,
         *,
-        linger_s: float = 0.0,
+        interval_s: float = 0.0,
         idempotency_ttl_s: float = 24 * 3600,
     ) -> None:
         self._engine = engine
@@ -143,7 +143,7 @@ class GroupCommittedOrders:
         self._keys = BatchKeys(idempotency_keys, engine.dialect, idempotency_ttl_s)
         self._conflict = engine.dialect.loaded_dbapi.IntegrityError
         self._group: GroupCommit[_NewOrder, Order] = GroupCommit(
-            self._commit, name="orders", after_commit=self._invalidate_lists, linger_s=linger_s
+            self._commit, name="orders", after_commit=self._invalidate_lists, interval_s=interval_s
         )
 
     def add(self, fields: Mapping[str, Any], idempotency: IdempotencyKey | None = None) -> Order:

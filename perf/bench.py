@@ -5,15 +5,20 @@ MariaDB (durable commits), Redis and RabbitMQ in throw-away databases / vhost, a
 an open-loop generator (perf/openloop.py):
 
 1. the ceiling: a bare Flask endpoint on the same gunicorn settings, no I/O, measured before
-   the stack starts and again after it stops (the higher counts);
-2. POST /orders: the offered rate stepped up (a failed step is tried once more before the
+   the stack starts and again after it stops (the higher counts); before, its best rate is also
+   held for 60 s: a run whose ceiling does not hold is void (the machine was not steady);
+2. POST /orders at 250/s for 30 s: what a lone order waits (p50);
+3. POST /orders: the offered rate stepped up (a failed step is tried once more before the
    search stops); the highest rate with p99 <= 50 ms and no error, whose backlog would likely
    drain in time, is then held for 60 s (if it does not hold, a passed rate at least a tenth
    lower, three holds at most; web worker RSS and every process's CPU per order measured
    meanwhile). Each step and hold starts once every event of the earlier orders is consumed,
    and a hold counts only if its orders are all settled within 30 s after it;
-3. GET /products/{id} served from the cache, once every event is consumed;
-4. after the load: how long until every order is settled, and the accounting — orders stored
+4. POST /orders held for 10 minutes at 0.4 × the ceiling, with the system's state recorded every
+   second (perf/soak.py): held if p99 <= 50 ms, every order settled, and the last minute's p99
+   and backlog within 20% of the first's;
+5. GET /products/{id} served from the cache, once every event is consumed;
+6. after the load: how long until every order is settled, and the accounting — orders stored
    = 201s returned, order.created applied by product-service = logged by order-service =
    orders, stock decremented by exactly the ordered total.
 
@@ -21,7 +26,7 @@ The machine's RabbitMQ runs behind the web on the CPU for the run, as the compos
 the broker (perf/cpu_priority.py; `--broker-priority unchanged` leaves it as found).
 
 Prints one table, writes the figures to perf/reports/bench-<time>.json and draws them beside it
-(bench-<time>.png, perf/chart.py).
+(bench-<time>.png, and the long hold over time in bench-<time>-long-hold.png; perf/chart.py).
 """
 
 import argparse
@@ -41,7 +46,6 @@ import httpx
 import psutil
 import pymysql
 
-from devstack import throwaway
 from devstack.processes import ROOT, free_port, stop
 from devstack.real_stack import ACCESS_LOG, real_stack
 from perf import chart, cpu_priority, openloop
@@ -122,7 +126,9 @@ def best_rate(steps: list[dict]) -> int | None:
     return int(max(passed)) if passed else None
 
 
-def measure_ceiling(seconds: float, rates: list[int]) -> dict:
+def measure_ceiling(seconds: float, rates: list[int], *, hold_s: float = 0) -> dict:
+    """The bare endpoint's best step, then (with `hold_s`) that rate held for `hold_s`: a run
+    whose ceiling does not hold is void (the machine was not steady enough to compare)."""
     port = free_port()
     env = {**os.environ, "BARE_PORT": str(port), **ACCESS_LOG}
     command = [
@@ -151,12 +157,27 @@ def measure_ceiling(seconds: float, rates: list[int]) -> dict:
         print("ceiling: bare Flask endpoint, no I/O", flush=True)
         request = {"method": "POST", "body": b'{"productId":1,"qty":1}'}
         steps = step_up(url, rates, seconds, 201, **request)
+        best = best_rate(steps)
+        held = None
+        if hold_s and best:
+            result = openloop.run(url, rate=best, seconds=hold_s, **request)
+            held = {**result.summary(), "passed": passes(result, 201)}
+            print(
+                f"  held {hold_s:.0f} s at {best}/s: p50 {held['p50_ms']} ms, p99 "
+                f"{held['p99_ms']} ms  {'ok' if held['passed'] else 'FAIL: this run is void'}",
+                flush=True,
+            )
         # This machine's speed of the moment (it drifts): the bare request's CPU at 2000/s.
         with CpuPerOrder({"bare": process.pid}) as cpu:
             probe = openloop.run(url, rate=2000, seconds=seconds, **request)
         us_per_request = cpu.per_order(probe.statuses[201])["bare"]
         print(f"  bare request at 2000/s: {us_per_request} µs of CPU each", flush=True)
-        return {"steps": steps, "best_rps": best_rate(steps), "cpu_us_per_request": us_per_request}
+        return {
+            "steps": steps,
+            "best_rps": best,
+            "held": held,
+            "cpu_us_per_request": us_per_request,
+        }
     finally:
         stop(process)
 
@@ -296,6 +317,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--step-seconds", type=float, default=10)
     parser.add_argument("--sustain-seconds", type=float, default=60)
+    parser.add_argument("--low-load-rate", type=int, default=250)
+    parser.add_argument("--long-hold-seconds", type=float, default=600, help="0: none")
+    parser.add_argument("--long-hold-share", type=float, default=0.4, help="of the ceiling")
     # Steps of 250 orders/s and 500 requests/s: the machine's speed drifts by a factor of two
     # between runs, and coarser steps made the ratio jump (a ceiling of 2000 where 3000 failed).
     parser.add_argument("--order-rates", default=_rates(250, 5000, 250))
@@ -320,6 +344,8 @@ def main() -> None:
 
 
 def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
+    from perf import soak  # it measures with this module's parts
+
     rates = {
         name: [int(r) for r in getattr(args, f"{name}_rates").split(",")]
         for name in ("order", "ceiling", "read")
@@ -331,28 +357,28 @@ def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
         "broker_priority": broker_priority,
     }
     print(f"MariaDB: {figures['durability']}", flush=True)
-    ceiling_before = measure_ceiling(args.step_seconds / 2, rates["ceiling"])
+    ceiling_before = measure_ceiling(
+        args.step_seconds / 2, rates["ceiling"], hold_s=args.sustain_seconds
+    )
 
     with real_stack() as stack:
         services, databases = stack.services, stack.databases
-        stock = 10**9
-        authorization = throwaway.bearer(services.env)  # every order carries a token
-        product = httpx.post(
-            f"{services.product_url}/products",
-            json={"name": "Bench", "price": 1500, "qty": stock},
-            headers=authorization,
-        ).json()
+        order_request, product_id = soak.order_request(services)
         orders_url = f"{services.order_url}/orders"
-        order_request = {
-            "method": "POST",
-            "body": json.dumps({"productId": product["id"], "qty": 1}).encode(),
-            "headers": authorization,
-            "unique_header": "Idempotency-Key",  # a new key per order, as a careful client sends
-        }
         created = 0
 
         warmup = openloop.run(orders_url, rate=300, seconds=3, **order_request)
         created += warmup.statuses[201]
+        # What a lone order waits, before anything has loaded the databases.
+        seconds_to_drain(databases["order"])
+        low = openloop.run(orders_url, rate=args.low_load_rate, seconds=30, **order_request)
+        created += low.statuses[201]
+        low_load = {**low.summary(), "passed": passes(low, 201)}
+        print(
+            f"POST /orders at {args.low_load_rate}/s for 30 s: p50 {low_load['p50_ms']} ms, "
+            f"p99 {low_load['p99_ms']} ms",
+            flush=True,
+        )
         print("POST /orders (step up)", flush=True)
         steps = step_up(
             orders_url,
@@ -399,6 +425,25 @@ def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
             if sustained["passed"]:
                 best = int(rate)
                 break
+        long_hold = None
+        if args.long_hold_seconds and ceiling_before["best_rps"]:
+            rate = round(ceiling_before["best_rps"] * args.long_hold_share / 50) * 50
+            print(
+                f"POST /orders held for {args.long_hold_seconds / 60:g} min at {rate}/s "
+                f"({args.long_hold_share} × the ceiling before)",
+                flush=True,
+            )
+            long_hold = soak.hold(
+                stack, orders_url, order_request, rate=rate, seconds=args.long_hold_seconds
+            )
+            created += long_hold["statuses"].get(201, 0)
+            long_hold["settled_within_s"] = round(seconds_to_settle(databases["order"]), 1)
+            long_hold["passed"] = (
+                long_hold["passed"]
+                and bool(long_hold["drift"]["within_limit"])
+                and long_hold["settled_within_s"] <= SETTLE_LIMIT_S
+            )
+            soak.print_minutes(long_hold)
         settled_after = (
             sustained["settled_within_s"]
             if sustained
@@ -417,8 +462,8 @@ def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
                 databases["product"], "SELECT COUNT(*) FROM inbox"
             ),
             "order_created_logged_by_order": count(databases["order"], LOGGED),
-            "stock_decrement": stock
-            - count(databases["product"], f"SELECT qty FROM products WHERE id={product['id']}"),
+            "stock_decrement": soak.STOCK
+            - count(databases["product"], f"SELECT qty FROM products WHERE id={product_id}"),
             "outbox_left": count(databases["order"], "SELECT COUNT(*) FROM outbox")
             + count(databases["product"], "SELECT COUNT(*) FROM outbox"),
             "settled_within_s": settled_after,
@@ -436,7 +481,7 @@ def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
         # Measured once the workers have drained (above), so that they do not share the CPU.
         print("GET /products/{id} from the cache (step up)", flush=True)
         reads = step_up(
-            f"{services.product_url}/products/{product['id']}",
+            f"{services.product_url}/products/{product_id}",
             rates["read"],
             args.step_seconds / 2,
             200,
@@ -452,19 +497,35 @@ def bench(args: argparse.Namespace, *, broker_priority: str) -> None:
             "best_rps": max(ceiling_before["best_rps"] or 0, ceiling_after["best_rps"] or 0),
             "cpu_us_per_request": ceiling_before["cpu_us_per_request"],
         },
-        orders={"steps": steps, "best_rps": best, "sustained": sustained, "holds": held},
+        orders={
+            "low_load": low_load,
+            "steps": steps,
+            "best_rps": best,
+            "sustained": sustained,
+            "holds": held,
+            "long_hold": long_hold,
+        },
         reads={"steps": reads, "best_rps": best_rate(reads)},
         accounting=accounting,
     )
     ceiling = figures["ceiling"]["best_rps"]
     figures["ratio_orders_to_ceiling"] = round(best / ceiling, 2) if best and ceiling else None
+    figures["void"] = not (ceiling_before["held"] or {}).get("passed", False)
+    if long_hold and ceiling:
+        figures["ratio_long_hold_to_ceiling"] = round(long_hold["offered_rps"] / ceiling, 2)
     print_table(figures)
     REPORTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     path = REPORTS / f"bench-{stamp}.json"
     path.write_text(json.dumps(figures, indent=2))
     chart.draw(figures, path.with_suffix(".png"))
-    print(f"figures written to {path.relative_to(ROOT)} and drawn in {path.stem}.png")
+    if long_hold:
+        chart.draw_hold(
+            long_hold,
+            path.with_name(f"{path.stem}-long-hold.png"),
+            title=f"POST /orders held {long_hold['seconds'] / 60:g} min",
+        )
+    print(f"figures written to {path.relative_to(ROOT)} and drawn in {path.stem}*.png")
 
 
 def print_table(figures: dict) -> None:
@@ -473,6 +534,9 @@ def print_table(figures: dict) -> None:
     acc = figures["accounting"]
     rss = sustained.get("web_rss_peak_mb", {})
     ceiling = figures["ceiling"]
+    low = figures["orders"]["low_load"] or {}
+    long = figures["orders"]["long_hold"] or {}
+    drift = long.get("drift", {})
     rows = [
         (
             "ceiling: bare Flask endpoint, p99 <= 50 ms",
@@ -482,6 +546,15 @@ def print_table(figures: dict) -> None:
         (
             "  its CPU per request at 2000/s (machine speed)",
             f"{ceiling['cpu_us_per_request']} µs",
+        ),
+        (
+            f"  held {(ceiling['before']['held'] or {}).get('seconds', 0):.0f} s at its best"
+            " step (else the run is void)",
+            "yes" if not figures["void"] else "NO: this run is VOID",
+        ),
+        (
+            f"POST /orders at {low.get('offered_rps')}/s: p50 / p99",
+            f"{low.get('p50_ms')} / {low.get('p99_ms')} ms",
         ),
         (
             f"POST /orders held {held_s:.0f} s, p99 <= 50 ms, 0 errors",
@@ -499,6 +572,21 @@ def print_table(figures: dict) -> None:
             ", ".join(f"{k} {v}" for k, v in sustained.get("cpu_us_per_order", {}).items()),
         ),
         ("ratio orders / ceiling", f"{figures['ratio_orders_to_ceiling']}"),
+        (
+            f"POST /orders held {long.get('seconds', 0) / 60:g} min at {long.get('offered_rps')}/s",
+            f"{'held' if long.get('passed') else 'NOT held'}: p50 {long.get('p50_ms')} ms, p99 "
+            f"{long.get('p99_ms')} ms, ratio {figures.get('ratio_long_hold_to_ceiling')}",
+        ),
+        (
+            "  drift, last minute / first: p99, PENDING",
+            f"{drift.get('p99_drift')}, {drift.get('first_minute_pending_max')} → "
+            f"{drift.get('last_minute_pending_max')}"
+            f" ({'within' if drift.get('within_limit') else 'OVER'} the limit)",
+        ),
+        (
+            "  CPU per order (µs) over the long hold",
+            ", ".join(f"{k} {v}" for k, v in long.get("cpu_us_per_order", {}).items()),
+        ),
         ("GET /products/{id} (cache hit), p99 <= 50 ms", f"{figures['reads']['best_rps']} req/s"),
         ("201s returned / orders stored", f"{acc['responses_201']} / {acc['orders_stored']}"),
         (

@@ -73,3 +73,69 @@ def draw(figures: dict, path: Path) -> None:
     )
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def draw_hold(figures: dict, path: Path, *, title: str) -> None:
+    """A long hold over time, second by second (perf/soak.py): latency, answers, backlog,
+    each process's CPU, the group commit and GC pauses."""
+    timeline = figures["timeline"]
+    t = [s["second"] for s in timeline]
+    fig, axes = plt.subplots(2, 3, figsize=(18, 9), layout="constrained", sharex=True)
+    (latency, rates, backlog), (cpu, commits, pauses) = axes
+    latency.plot(t, [s["p99_ms"] for s in timeline], lw=0.8, label="p99")
+    latency.plot(t, [s["p50_ms"] for s in timeline], lw=0.8, label="p50")
+    latency.axhline(P99_LIMIT_MS, color="red", lw=0.8, ls="--", label="p99 limit")
+    latency.set(ylabel="ms (of the requests scheduled in each second)", yscale="log")
+    rates.plot(t, [s["answered"] for s in timeline], lw=0.8, label="answered")
+    rates.plot(t, [s["failed"] for s in timeline], lw=0.8, label="failed")
+    rates.set(ylabel="requests in the second")
+    backlog.plot(t, [s.get("pending_orders", 0) for s in timeline], lw=0.8, label="PENDING orders")
+    backlog.plot(t, [s.get("outbox_rows", 0) for s in timeline], lw=0.8, label="outbox rows")
+    queues = sorted({q for s in timeline for q in s.get("queued_events", {})})
+    for queue in queues:
+        backlog.plot(
+            t, [s.get("queued_events", {}).get(queue, 0) for s in timeline], lw=0.6, label=queue
+        )
+    backlog.set(ylabel="waiting")
+    for name in sorted({k for s in timeline for k in s if k.startswith("cpu_s_")}):
+        cpu.plot(t, [s.get(name, 0) for s in timeline], lw=0.7, label=name[6:])
+    cpu.set(ylabel="CPU seconds per second", xlabel="second of the hold")
+    commits.plot(
+        t,
+        [s.get("group_commit_batch_count", 0) for s in timeline],
+        lw=0.8,
+        label="group commits",
+    )
+    commits.plot(t, [s.get("Com_commit", 0) for s in timeline], lw=0.6, label="MariaDB commits")
+    commits.plot(
+        t, [s.get("Innodb_data_fsyncs", 0) for s in timeline], lw=0.6, label="MariaDB fsyncs"
+    )
+    commits.set(ylabel="per second", xlabel="second of the hold")
+    pauses.plot(
+        t,
+        [1000 * s.get("gc_pause_s_sum", 0) for s in timeline],
+        lw=0.8,
+        label="GC pauses (ms in the second)",
+    )
+    pauses.plot(
+        t,
+        [
+            1000 * s.get("group_commit_s_sum", 0) / s["group_commit_s_count"]
+            if s.get("group_commit_s_count")
+            else None
+            for s in timeline
+        ],
+        lw=0.8,
+        label="group commit transaction, mean (ms)",
+    )
+    pauses.set(ylabel="ms", xlabel="second of the hold")
+    for axis in axes.flat:
+        axis.legend(fontsize=7)
+    d = figures.get("drift", {})
+    fig.suptitle(
+        f"{title}: p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, "
+        f"{'held' if figures['passed'] else 'not held'}; drift within limit: "
+        f"{d.get('within_limit')}"
+    )
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

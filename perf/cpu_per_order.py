@@ -11,13 +11,9 @@ bare Flask endpoint's CPU per request at the same rate as the machine's speed of
 
 import argparse
 import contextlib
-import json
 
-import httpx
-
-from devstack import throwaway
 from devstack.real_stack import real_stack
-from perf import cpu_priority, openloop
+from perf import cpu_priority, openloop, soak
 from perf.bench import (
     CpuPerOrder,
     measure_ceiling,
@@ -39,18 +35,7 @@ def main() -> None:
         bare = measure_ceiling(5, [args.rate])["cpu_us_per_request"]
         with real_stack() as stack:
             services = stack.services
-            authorization = throwaway.bearer(services.env)
-            product = httpx.post(
-                f"{services.product_url}/products",
-                json={"name": "Bench", "price": 1500, "qty": 10**9},
-                headers=authorization,
-            ).json()
-            request = {
-                "method": "POST",
-                "body": json.dumps({"productId": product["id"], "qty": 1}).encode(),
-                "headers": authorization,
-                "unique_header": "Idempotency-Key",
-            }
+            request, _ = soak.order_request(services)
             url = f"{services.order_url}/orders"
             openloop.run(url, rate=300, seconds=3, **request)
             seconds_to_drain(stack.databases["order"])

@@ -33,6 +33,11 @@ class Result:
     statuses: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
+    # Per answer, the second of the run it was scheduled in and whether it got the expected
+    # status; per failure (no answer), that second: for a long hold's timeline (per_second()).
+    scheduled_s: list[int] = field(default_factory=list)
+    answered_with: list[int] = field(default_factory=list)
+    failed_at_s: list[int] = field(default_factory=list)
     generator_cpu: float = 0.0  # fraction of one core used by this generator
     connections: int = 0
 
@@ -49,6 +54,31 @@ class Result:
     def failed(self, expected_status: int) -> int:
         wrong = sum(n for status, n in self.statuses.items() if status != expected_status)
         return wrong + sum(self.errors.values())
+
+    def per_second(self, expected_status: int) -> list[dict]:
+        """Each second of the run by when its requests were scheduled: answered, p50/p99 and
+        failures (a wrong status or no answer)."""
+        seconds: list[dict] = [
+            {"second": n, "answered": 0, "failed": 0, "latencies": []}
+            for n in range(int(self.seconds) + 1)
+        ]
+        for second, latency, status in zip(
+            self.scheduled_s, self.latencies_ms, self.answered_with, strict=True
+        ):
+            bucket = seconds[min(second, len(seconds) - 1)]
+            bucket["answered"] += 1
+            bucket["latencies"].append(latency)
+            bucket["failed"] += status != expected_status
+        for second in self.failed_at_s:
+            seconds[min(second, len(seconds) - 1)]["failed"] += 1
+        for bucket in seconds:
+            ordered = sorted(bucket.pop("latencies"))
+            for p in (50, 99):
+                value = (
+                    ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else None
+                )
+                bucket[f"p{p}_ms"] = None if value is None else round(value, 2)
+        return seconds[: int(self.seconds)]
 
     def summary(self) -> dict:
         return {
@@ -114,6 +144,11 @@ async def _run(
     result = Result(rate=rate, seconds=seconds)
     due: asyncio.Queue[float | None] = asyncio.Queue()
     latencies, statuses, errors = result.latencies_ms, result.statuses, result.errors
+    scheduled_s, answered_with, failed_at_s = (
+        result.scheduled_s,
+        result.answered_with,
+        result.failed_at_s,
+    )
     clock = time.perf_counter
 
     async def connection() -> None:
@@ -130,8 +165,11 @@ async def _run(
                 status = await _exchange(reader, writer, next(requests))
                 latencies.append((clock() - scheduled) * 1000)
                 statuses[status] += 1
+                scheduled_s.append(int(scheduled - started))
+                answered_with.append(status)
             except Exception as exc:  # every failure is counted, none stops the run
                 errors[type(exc).__name__] += 1
+                failed_at_s.append(int(scheduled - started))
                 if writer is not None:
                     writer.close()
                 reader = writer = None
@@ -140,7 +178,7 @@ async def _run(
 
     workers = [asyncio.create_task(connection()) for _ in range(connections)]
     cpu_started = time.process_time()
-    started = clock()
+    started = clock()  # the connections measure their seconds from here too
     scheduled = started
     end = started + seconds
     while True:

@@ -1,6 +1,7 @@
 """Reading configuration from the environment, failing fast with a message that names the
 variable, what was wrong and what is accepted."""
 
+import ipaddress
 import os
 import re
 import sys
@@ -182,6 +183,49 @@ def auth_settings(env: Mapping[str, str]) -> AuthSettings:
     )
 
 
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    """What a deployment changes of the policies the spec declares (`x-rate-limits`,
+    service_kit/http/rate_limits.py), and where the counters live."""
+
+    overrides: Mapping[str, tuple[int, int]]  # <S>_RATE_LIMITS: policy → (quota, window in s)
+    factor: int  # RATE_LIMIT_FACTOR: every quota multiplied (make bench raises them away)
+    trusted_proxies: tuple[IpNetwork, ...]  # TRUSTED_PROXIES: whose X-Forwarded-For is believed
+    redis_url: str | None  # the service's Redis (its cache's); None: each process counts alone
+    namespace: str  # the service: its counters' key prefix
+
+
+_POLICY_OVERRIDE = re.compile(r"([a-z][a-z0-9-]{0,31})=([0-9]{1,9})/([0-9]{1,6})")
+
+
+def rate_limit_settings(
+    env: Mapping[str, str], prefix: str, redis_url: str | None
+) -> RateLimitSettings:
+    name = f"{prefix}_RATE_LIMITS"
+    overrides = {}
+    for part in filter(None, (env.get(name) or "").replace(" ", "").split(",")):
+        match = _POLICY_OVERRIDE.fullmatch(part)
+        if not match or int(match[2]) < 1 or int(match[3]) < 1:
+            raise ConfigError(f"{name}: {part!r} is not <policy>=<quota>/<window seconds>")
+        overrides[match[1]] = (int(match[2]), int(match[3]))
+    proxies = []
+    for part in filter(None, (env.get("TRUSTED_PROXIES") or "").replace(" ", "").split(",")):
+        try:
+            proxies.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ConfigError(f"TRUSTED_PROXIES: {part!r} is not an address or CIDR") from None
+    return RateLimitSettings(
+        overrides=overrides,
+        factor=env_int(env, "RATE_LIMIT_FACTOR", 1, minimum=1, maximum=1_000_000),
+        trusted_proxies=tuple(proxies),
+        redis_url=redis_url,
+        namespace=prefix.lower(),
+    )
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """What one service reads from the environment; `<S>` is its prefix (PRODUCT, ORDER) and
@@ -209,6 +253,7 @@ class ServiceConfig:
     idempotency_ttl_s: int  # <S>_IDEMPOTENCY_TTL_H: how long a key's first answer is kept
     broker_url: str  # <S>_BROKER_URL or BROKER_URL: amqp://… (RabbitMQ) or sqlite:///… (spool)
     deployment: str  # DEPLOYMENT: single-host, or multi-host (refuses what one host keeps)
+    rate_limits: RateLimitSettings  # <S>_RATE_LIMITS, RATE_LIMIT_FACTOR, TRUSTED_PROXIES
 
 
 def load_service_config(
@@ -232,6 +277,7 @@ def load_service_config(
     deployment = (env.get("DEPLOYMENT") or "single-host").lower()
     if deployment not in _DEPLOYMENTS:
         raise ConfigError(f"DEPLOYMENT={deployment!r} is not one of {', '.join(_DEPLOYMENTS)}")
+    redis_url = env_redis_url(env, _own_or_shared(env, f"{prefix}_REDIS_URL", "REDIS_URL"))
     config = ServiceConfig(
         host=env_host(env, f"{prefix}_HOST", "127.0.0.1"),
         port=port,
@@ -260,7 +306,7 @@ def load_service_config(
         access_log=env_int(env, f"{prefix}_ACCESS_LOG", 1, minimum=0, maximum=1) == 1,
         connection_limits=_connection_limits(env, prefix),
         auth=auth_settings(env),
-        redis_url=env_redis_url(env, _own_or_shared(env, f"{prefix}_REDIS_URL", "REDIS_URL")),
+        redis_url=redis_url,
         cache_dir=f"{env.get('CACHE_DIR') or 'var/cache'}/{service.lower()}",
         cache_ttl_s=env_int(env, f"{prefix}_CACHE_TTL_S", 60, minimum=1, maximum=86_400),
         inbox_retention_s=env_int(env, f"{prefix}_INBOX_RETENTION_H", 168, minimum=1, maximum=8760)
@@ -273,6 +319,7 @@ def load_service_config(
             "sqlite:///var/events.db",
         ),
         deployment=deployment,
+        rate_limits=rate_limit_settings(env, prefix, redis_url),
     )
     if deployment == "multi-host":
         _refuse_single_host_parts(config, prefix)

@@ -75,6 +75,9 @@ def logging_config(level: str = "INFO", log_format: str = "text") -> dict[str, A
             "gunicorn.access": {"level": level, "handlers": ["stderr"], "propagate": False},
             # Connexion logs every validation failure at ERROR; the 400 answer says it already.
             "connexion.decorators.validation": {"level": "CRITICAL"},
+            # pika logs each failed connection attempt (tracebacks included) several times at
+            # ERROR; the worker's tasks say it once per outage (messaging/broker.py's Outage).
+            "pika": {"level": "CRITICAL"},
         },
     }
 

@@ -48,11 +48,13 @@ def variables_read_by_configuration() -> set[str]:
 WITHOUT_HEALTHCHECK = {"otel-collector", "jaeger"}
 OBSERVABILITY = {"prometheus", "grafana", "otel-collector", "jaeger"}
 LOADTEST = {"locust-master", "locust-worker"}
+# Steps each `up` runs once before the processes needing them: nothing to probe, nor restart.
+ONE_SHOT = {"migrate-product", "migrate-order", "keys"}
 
 
 def test_every_service_has_a_healthcheck():
     for name, service in SERVICES.items():
-        if name not in WITHOUT_HEALTHCHECK:
+        if name not in WITHOUT_HEALTHCHECK | ONE_SHOT:
             assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
     for name in WITHOUT_HEALTHCHECK:
         assert not any(name in s.get("depends_on", {}) for s in SERVICES.values()), name
@@ -107,7 +109,39 @@ def test_services_wait_for_healthy_dependencies():
         depends_on = SERVICES[name]["depends_on"]
         assert {"mysql", "redis", "rabbitmq"} <= set(depends_on), name
         for dependency, condition in depends_on.items():
-            assert condition == {"condition": "service_healthy"}, (name, dependency)
+            expected = (
+                "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
+            )
+            assert condition == {"condition": expected}, (name, dependency)
+
+
+def test_every_long_running_service_restarts_unless_stopped():
+    for name, service in SERVICES.items():
+        assert service["restart"] == ("no" if name in ONE_SHOT else "unless-stopped"), name
+
+
+def test_migrations_run_once_per_start_before_the_processes_of_their_service():
+    for service in ("product", "order"):
+        migrate = SERVICES[f"migrate-{service}"]
+        assert migrate["command"] == ["python", "-m", f"{service}_service.migrate"]
+        assert migrate["environment"][f"{service.upper()}_DATABASE_URL"].startswith(
+            f"mysql+pymysql://{service}-service:"
+        )  # its own user
+        for process in (f"{service}-service", f"{service}-worker"):
+            assert "migrate" not in " ".join(SERVICES[process]["command"]), process
+            assert SERVICES[process]["depends_on"][f"migrate-{service}"] == {
+                "condition": "service_completed_successfully"
+            }
+
+
+def test_every_image_is_pinned_to_a_release():
+    for name, service in SERVICES.items():
+        if "image" in service:
+            assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+(-\w+)?", service["image"]), name
+        else:
+            assert name in OUR_SERVICES or name in ONE_SHOT, name  # built from infra/Dockerfile
+    base = re.search(r"^FROM (\S+)", (ROOT / "infra/Dockerfile").read_text(), re.MULTILINE)[1]
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim", base), base
 
 
 def test_the_web_goes_first_on_a_shared_host():
@@ -304,10 +338,19 @@ def test_the_event_contract_names_a_publisher_for_every_event_type():
 
 
 def test_the_web_services_verify_tokens_with_the_generated_key():
+    uid = re.search(r"^USER (\d+)$", (ROOT / "infra/Dockerfile").read_text(), re.MULTILINE)[1]
+    keys = SERVICES["keys"]
+    assert keys["secrets"] == ["jwks"] and keys["user"] == "0"
+    # The host's 0600 file, copied for the image's user alone.
+    assert keys["command"] == [
+        "install", "-m", "0400", "-o", uid, "-g", uid, "/run/secrets/jwks", "/keys/jwks.json"
+    ]  # fmt: skip
+    assert keys["volumes"] == ["auth-keys:/keys"]
     for name in ("product-service", "order-service"):
         service = SERVICES[name]
-        assert service["secrets"] == ["jwks"]
-        assert service["environment"]["AUTH_JWKS_FILE"] == "/run/secrets/jwks"
+        assert "secrets" not in service
+        assert service["volumes"] == ["auth-keys:/keys:ro"]
+        assert service["environment"]["AUTH_JWKS_FILE"] == "/keys/jwks.json"
     assert COMPOSE["secrets"]["jwks"] == {"file": "./jwks.json"}
     assert 'with_name("jwks.json")' in (ROOT / "infra/generate_env.py").read_text()
     assert "infra/jwks.json" in (ROOT / ".gitignore").read_text().split()

@@ -14,7 +14,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from service_kit.process.files import RUN_DIR
 from service_kit.process.gunicorn_settings import web_settings
+from service_kit.process.worker import HEALTHY_WITHIN_S, heartbeat_file
 from tests.conftest import _absent
 from tests.test_infra import variables_read_by_configuration
 
@@ -68,6 +70,19 @@ def test_every_object_validates_against_the_kubernetes_schemas(objects):
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
 
 
+def autoscaled(objects: list[dict]) -> dict[str, dict]:
+    """The autoscalers, by the Deployment each scales."""
+    return {
+        hpa["spec"]["scaleTargetRef"]["name"]: hpa
+        for hpa in of_kind(objects, "HorizontalPodAutoscaler").values()
+    }
+
+
+def least_replicas(objects: list[dict], deployment: dict) -> int:
+    scaler = autoscaled(objects).get(deployment["metadata"]["name"])
+    return scaler["spec"]["minReplicas"] if scaler else deployment["spec"]["replicas"]
+
+
 def test_every_process_is_deployed_replicated_and_probed(objects):
     deployments = of_kind(objects, "Deployment")
     assert set(deployments) == set(PROCESSES)
@@ -75,16 +90,31 @@ def test_every_process_is_deployed_replicated_and_probed(objects):
         (app,) = deployment["spec"]["template"]["spec"]["containers"]
         assert app["readinessProbe"] and app["livenessProbe"], name
         requests, limits = app["resources"]["requests"], app["resources"]["limits"]
-        assert set(requests) == set(limits) == {"cpu", "memory"}, name
+        assert set(requests) == {"cpu", "memory"} and "memory" in limits, name
+        # An autoscaler owns its Deployment's scale: a `replicas` beside it would reset the
+        # scale at every apply.
+        assert ("replicas" in deployment["spec"]) == (name not in autoscaled(objects)), name
         if deployment["metadata"]["namespace"] != "order-product-dev":  # dev: one of each
-            assert deployment["spec"]["replicas"] >= 2, name
-        if name.endswith("-worker"):  # the heartbeat of the worker's own name
+            assert least_replicas(objects, deployment) >= 2, name
+        if name.endswith("-worker"):  # the heartbeat of the worker's own name, read by sh
             probe = app["livenessProbe"]["exec"]["command"]
+            assert app["readinessProbe"]["exec"]["command"] == probe
             worker = f"{name.removesuffix('-worker')}-service worker"
-            assert probe == ["python", "-m", "service_kit.process.worker", worker]
+            heartbeat = Path("/app") / heartbeat_file_relative(worker)
+            assert probe == [
+                "sh",
+                "-c",
+                f"test $(( $(date +%s) - $(stat -c %Y {heartbeat}) )) -lt {HEALTHY_WITHIN_S:.0f}",
+            ]
         else:
             assert app["readinessProbe"]["httpGet"]["path"] == "/ready"
             assert app["livenessProbe"]["httpGet"]["path"] == "/health"
+            # Requests only: a CPU limit throttles a web pod's bursts into latency.
+            assert "cpu" not in limits, name
+
+
+def heartbeat_file_relative(worker: str) -> Path:
+    return RUN_DIR / heartbeat_file(worker).name
 
 
 def test_commands_name_real_modules_and_files(objects):
@@ -155,10 +185,12 @@ def test_autoscalers_and_disruption_budgets_cover_the_processes(objects):
             for b in budgets.values()
             if b["spec"]["selector"]["matchLabels"].items() <= labels.items()
         ]
-        assert len(covering) == 1, name
-        assert covering[0]["spec"]["minAvailable"] < deployment["spec"]["replicas"] or (
-            deployment["spec"]["replicas"] == 1  # dev: one of each, nothing to keep
-        )
+        if least_replicas(objects, deployment) == 1:
+            # One replica (dev): a budget keeping it would block every node drain.
+            assert covering == [], name
+        else:
+            assert len(covering) == 1, name
+            assert covering[0]["spec"]["minAvailable"] < least_replicas(objects, deployment)
 
 
 def test_every_pod_is_locked_down(objects):
@@ -174,6 +206,8 @@ def test_every_pod_is_locked_down(objects):
             if ours:  # our image writes only to its memory volumes
                 assert context["readOnlyRootFilesystem"] is True, (owner, container["name"])
                 assert ":" in container["image"] and not container["image"].endswith(":latest")
+            else:  # a release of someone else's, not a tag that moves
+                assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+(-\w+)?", container["image"]), owner
 
 
 def test_network_policies_draw_the_architecture(objects):
@@ -200,15 +234,29 @@ def test_network_policies_draw_the_architecture(objects):
     assert "from" not in public["ingress"][0]  # the APIs, from anywhere; nothing else is
 
 
-def test_migrations_run_as_a_job_that_new_pods_wait_for(objects):
-    job = of_kind(objects, "Job")["migrate"]
-    (app,) = job["spec"]["template"]["spec"]["containers"]
-    assert "product_service.migrate" in app["command"][-1]
-    assert "order_service.migrate" in app["command"][-1]
+def test_migrations_run_once_per_apply_with_their_own_credentials(objects):
+    jobs = of_kind(objects, "Job")
+    assert set(jobs) == {"migrate-product", "migrate-order"}
+    for service in ("product", "order"):
+        job = jobs[f"migrate-{service}"]
+        # Gone once finished: the next apply creates it again, nothing to delete by hand.
+        assert job["spec"]["ttlSecondsAfterFinished"] == 0
+        (app,) = job["spec"]["template"]["spec"]["containers"]
+        assert app["command"] == ["python", "-m", f"{service}_service.migrate"]
+        secrets = {s["secretRef"]["name"] for s in app["envFrom"] if "secretRef" in s}
+        (secret,) = secrets  # its own service's only (in dev, with the generator's suffix)
+        assert secret.startswith(f"{service}-service-credentials"), secret
+
+
+def test_new_pods_wait_for_the_schema_with_a_deadline_and_resources(objects):
     for name, deployment in of_kind(objects, "Deployment").items():
         (wait,) = deployment["spec"]["template"]["spec"]["initContainers"]
         service = name.split("-")[0]
-        assert f"python -m {service}_service.migrate --check" in wait["command"][-1], name
+        *command, deadline = wait["command"]
+        assert command == ["python", "-m", f"{service}_service.migrate", "--wait"], name
+        assert 0 < int(deadline) <= 900, name
+        assert set(wait["resources"]["requests"]) == {"cpu", "memory"}, name
+        assert "memory" in wait["resources"]["limits"], name
 
 
 def test_our_pods_run_as_the_images_user(objects):

@@ -2,9 +2,7 @@
 operationId is a method of the service's handler object, and the edge (service_kit/http/edge.py)
 wraps both request paths."""
 
-import functools
-import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +13,18 @@ import yaml
 from connexion.resolver import Resolver
 from flask.json.provider import DefaultJSONProvider
 
-from service_kit import exact_json, idempotency
-from service_kit.config import AuthSettings
-from service_kit.http import auth, edge
+from service_kit import exact_json
+from service_kit.config import AuthSettings, RateLimitSettings
+from service_kit.http import auth, edge, rate_limits
 from service_kit.http.dev_tokens import ensure_dev_keys
 from service_kit.http.fast_path import FastPath, fast_routes
+from service_kit.http.operations import ADMITTED, MAX_BODY_BYTES, Operation, compile_operations
 from service_kit.http.request_validation import (
     ExactRequestBodyValidator,
     PlainIntegerParameterValidator,
 )
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "openapi"
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_service_app(
@@ -37,17 +35,25 @@ def create_service_app(
     auth_settings: AuthSettings,
     fast_operations: Sequence[str] = (),
     validate_responses: bool = False,
+    rate_limit_settings: RateLimitSettings | None = None,
 ) -> connexion.FlaskApp:
     """The service's Connexion app. `handlers` has one method per operationId of the spec,
-    called only for callers its security requirement admits (service_kit/http/auth.py);
+    called only for callers its security requirement admits; each operation is compiled once
+    into its record (service_kit/http/operations.py), which both request paths read.
     `fast_operations` are also served by the fast path (service_kit/http/fast_path.py), and
-    the start fails if one of them does not suit it."""
+    the start fails if one of them does not suit it, or if an operation declares no
+    security."""
     app = connexion.FlaskApp(import_name, specification_dir=str(SPEC_DIR))
     flask_app = app.app
     ensure_dev_keys(auth_settings)
     verifier = auth.TokenVerifier(auth_settings)
     flask_app.extensions[auth.EXTENSION] = verifier
-    scopes = _scopes_by_operation(yaml.safe_load((SPEC_DIR / spec_file).read_text()))
+    spec = yaml.safe_load((SPEC_DIR / spec_file).read_text())
+    records = compile_operations(spec, handlers)
+    limiter = rate_limits.Limiter(spec, rate_limit_settings, verifier)
+    # Connexion routes an integer path parameter through Werkzeug's `int` converter, which
+    # would answer a malformed id with an undocumented 404: any segment is routed, and the
+    # operation's parameter validation answers the spec's 400.
     flask_app.url_map.converters["int"] = _AnyPathSegment
     flask_app.json = ExactJSONProvider(flask_app)
     flask_app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -55,9 +61,7 @@ def create_service_app(
     api = app.add_api(
         spec_file,
         resolver=Resolver(
-            function_resolver=lambda operation_id: auth.guarded(
-                _given_headers(getattr(handlers, operation_id)), scopes[operation_id]
-            )
+            function_resolver=lambda operation_id: _pipeline_handler(records[operation_id])
         ),
         strict_validation=True,
         validate_responses=validate_responses,
@@ -67,77 +71,75 @@ def create_service_app(
         },
         options={"swagger_ui": True},
     )
-    _repair_swagger_ui_home(flask_app, api)
-    _name_operations(flask_app, api.blueprint.name, scopes)
+    _serve_swagger_ui_home(flask_app, api)
+    _admit_before_validation(flask_app, api.blueprint.name, records, verifier, limiter)
     pipeline = flask_app.wsgi_app
     if fast_operations:
-        routes = fast_routes(api, fast_operations)
-        pipeline = FastPath(pipeline, routes, MAX_BODY_BYTES, verifier)
-    flask_app.wsgi_app = edge.Edge(pipeline)
+        routes = fast_routes(api, records, fast_operations)
+        pipeline = FastPath(pipeline, routes, verifier, limiter)
+    flask_app.wsgi_app = rate_limits.with_headers(edge.Edge(pipeline))
     return app
 
 
-# Headers a handler may name as parameters: Connexion validates them against the spec but, being
-# headers, does not pass them (the fast path passes what it takes).
-_HEADER_PARAMETERS = {"idempotency_key": idempotency.HEADER, "if_match": "If-Match"}
+def _admit_before_validation(
+    flask_app: flask.Flask,
+    blueprint: str,
+    records: Mapping[str, Operation],
+    verifier: auth.TokenVerifier,
+    limiter: rate_limits.Limiter,
+) -> None:
+    """Before Connexion's view runs (it validates parameters and body), the request routed to
+    an operation is named for the metrics and admitted by its record: authentication, then
+    scope, then the rate limit, then validation, as on the fast path. Connexion names an
+    operation's Flask endpoint after its operationId."""
+    record_of = {f"{blueprint}.{operation_id}": record for operation_id, record in records.items()}
+
+    @flask_app.before_request
+    def admit() -> edge.WsgiApp | None:
+        rule = flask.request.url_rule
+        record = record_of.get(rule.endpoint) if rule is not None else None
+        if record is not None:
+            environ = flask.request.environ
+            environ[edge.OPERATION] = record.label
+            # Flask answers OPTIONS itself (its Allow header), without the operation's view.
+            if flask.request.method != "OPTIONS" or record.method == "OPTIONS":
+                caller = record.admit(environ, verifier)
+                return limiter.check(environ, record.operation_id, caller)  # a 429, or None
+        return None
 
 
-def _given_headers(handler: Callable[..., Any]) -> Callable[..., Any]:
-    wanted = {
-        name: header
-        for name, header in _HEADER_PARAMETERS.items()
-        if name in inspect.signature(handler).parameters
-    }
-    if not wanted:
-        return handler
+def _pipeline_handler(record: Operation) -> Callable[..., flask.Response]:
+    """What Connexion calls with the validated arguments: the record's handler, given the
+    caller its admit hook found and the header parameters it takes, its answer written by
+    the edge as on the fast path (Connexion's response validation still checks it)."""
 
-    @functools.wraps(handler)
-    def call(**arguments: Any) -> Any:
-        for name, header in wanted.items():
-            if name not in arguments:
-                arguments[name] = flask.request.headers.get(header)
-        return handler(**arguments)
+    def call(*, token_info: Any = None, user: Any = None, **arguments: Any) -> flask.Response:
+        environ = flask.request.environ
+        _operation, caller = environ[ADMITTED]
+        arguments.update(record.header_arguments(environ))
+        status, headers, body = edge.write_answer(record.call(arguments, caller), record.produces)
+        return flask.Response(body, status=status, headers=headers)
 
+    call.__name__ = record.operation_id
     return call
 
 
-def _name_operations(flask_app: flask.Flask, blueprint: str, operation_ids: Iterable[str]) -> None:
-    """Each request the pipeline routes to an operation is measured under its operationId
-    (the edge reads it): Connexion names an operation's Flask endpoint after it. Set before
-    validation runs, so a refused request counts for its operation too."""
-    operation_of = {f"{blueprint}.{operation_id}": operation_id for operation_id in operation_ids}
-
-    @flask_app.before_request
-    def name_the_operation() -> None:
-        rule = flask.request.url_rule
-        if rule is not None and rule.endpoint in operation_of:
-            flask.request.environ[edge.OPERATION] = operation_of[rule.endpoint]
-
-
-def _scopes_by_operation(spec: dict[str, Any]) -> dict[str, frozenset[str] | None]:
-    return {
-        operation["operationId"]: auth.required_scopes(operation, spec)
-        for methods in spec["paths"].values()
-        for operation in methods.values()
-        if isinstance(operation, dict) and "operationId" in operation
-    }
-
-
-def _repair_swagger_ui_home(flask_app: flask.Flask, api: Any) -> None:
-    # Connexion 2.15 looks the spec's URL up under a wrong endpoint name when the API has no
-    # base path (BuildError, so /ui/ answered 500). Serve the same page with the known URL.
-    index = Path(api.options.openapi_console_ui_from_dir) / "index.j2"
+def _serve_swagger_ui_home(flask_app: flask.Flask, api: Any) -> None:
+    """Connexion 2.15's Swagger UI page looks its spec's URL up under a wrong endpoint name when
+    the API has no base path (a BuildError: /ui/ answered 500). Flask's own seam for a URL it
+    cannot build answers with the spec's URL."""
     spec_url = api.base_path + api.options.openapi_spec_path
-
-    def swagger_ui_home() -> str:
-        return flask.render_template_string(
-            index.read_text(),
-            openapi_spec_url=spec_url,
-            **api.options.openapi_console_ui_index_template_variables,
-        )
-
     blueprint = api.blueprint.name
-    flask_app.view_functions[f"{blueprint}.{blueprint}_swagger_ui_index"] = swagger_ui_home
+
+    def spec_url_for(error: Exception, endpoint: str, values: dict[str, Any]) -> str | None:
+        if (
+            endpoint.endswith("_openapi_json")
+            and endpoint != f"{blueprint}.{blueprint}_openapi_json"
+        ):
+            return spec_url
+        return None
+
+    flask_app.url_build_error_handlers.append(spec_url_for)
 
 
 class _AnyPathSegment(werkzeug.routing.BaseConverter):

@@ -7,15 +7,15 @@ key's algorithm, and its issuer, audience, expiry and not-before hold (with some
 Verified tokens are remembered until they expire, so a request pays a dictionary look-up, not a
 signature check. No token is ever logged.
 
-Both request paths check the same way: Connexion's pipeline calls `token_info` (the spec's
-`x-bearerInfoFunc`) and the operation's handler is wrapped by `guarded`; the fast path calls
-`TokenVerifier.caller` and `guarded` itself. Missing, invalid or expired → 401 with
-`WWW-Authenticate: Bearer`; valid without a scope → 403."""
+Both request paths check the same way, through the operation's record
+(service_kit/http/operations.py: `Operation.admit`, which calls `TokenVerifier.caller` and
+`authorize` once per request, before anything else of the request is read or validated).
+Missing, invalid or expired → 401 with `WWW-Authenticate: Bearer`; valid without a scope →
+403. What scopes an operation needs is read from the spec in operations.py only."""
 
-import inspect
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from service_kit.http.caller import Caller
 
 SCHEME = "bearer"
 EXTENSION = "service_kit.auth"  # where a Flask app keeps its verifier
+ADMITTED = "service_kit.admitted"  # the environ key: (operation, caller) once admitted
 _CACHE_LIMIT = 10_000
 
 
@@ -103,33 +104,6 @@ def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(scope.split() if isinstance(scope, str) else scope)
 
 
-def required_scopes(operation: Mapping[str, Any], spec: Mapping[str, Any]) -> frozenset[str] | None:
-    """What the operation's security requirement asks for: None when it is public."""
-    requirements = operation.get("security", spec.get("security", []))
-    if not requirements or requirements == [{}]:
-        return None
-    if len(requirements) != 1 or set(requirements[0]) != {SCHEME}:
-        raise ValueError(f"{operation.get('operationId')}: one `{SCHEME}` requirement expected")
-    return frozenset(requirements[0][SCHEME])
-
-
-def guarded(handler: Callable[..., Any], scopes: frozenset[str] | None) -> Callable[..., Any]:
-    """The handler behind its operation's scopes. It gets `caller` when it names that parameter;
-    Connexion's `user` and `token_info` (from `token_info`) stop here."""
-    wants_caller = "caller" in inspect.signature(handler).parameters
-    if scopes is None:
-        return handler
-
-    def call(
-        *, token_info: Mapping[str, Any] | None = None, user: Any = None, **arguments: Any
-    ) -> Any:
-        caller = arguments.pop("caller", None) or (token_info or {}).get("caller")
-        authorize(caller, scopes)
-        return handler(**arguments, caller=caller) if wants_caller else handler(**arguments)
-
-    return call
-
-
 def authorize(caller: Caller | None, scopes: Iterable[str]) -> None:
     if caller is None:
         raise errors.Unauthenticated("this operation needs a bearer token", token_given=False)
@@ -139,8 +113,13 @@ def authorize(caller: Caller | None, scopes: Iterable[str]) -> None:
 
 
 def token_info(token: str) -> dict[str, Any]:
-    """Connexion's `x-bearerInfoFunc`: the verified caller, which Connexion hands to the handler
-    in `token_info`."""
-    verifier: TokenVerifier = flask.current_app.extensions[EXTENSION]
-    caller = verifier.verify(token)
+    """Connexion's `x-bearerInfoFunc`. The pipeline's admit hook (service_kit/http/app.py) has
+    already verified the token and checked its scopes before Connexion's security runs, so
+    this hands Connexion that caller without verifying the token again."""
+    admitted = flask.request.environ.get(ADMITTED)
+    if admitted is None or admitted[1] is None:  # not admitted by the hook: verify here
+        verifier: TokenVerifier = flask.current_app.extensions[EXTENSION]
+        caller = verifier.verify(token)
+    else:
+        caller = admitted[1]
     return {"sub": caller.subject, "caller": caller}

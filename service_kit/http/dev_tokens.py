@@ -23,7 +23,8 @@ import jwt
 import yaml
 
 from service_kit.config import DEV_JWKS_FILE, AuthSettings, auth_settings
-from service_kit.http.auth import load_keys, required_scopes
+from service_kit.http.auth import load_keys
+from service_kit.http.operations import every_scope as scopes_of
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "openapi"
 DEV_TOKEN_LIFETIME_S = 24 * 3600
@@ -51,14 +52,8 @@ def write_signing_key(path: Path) -> None:
 
 @functools.cache  # the specs do not change while a process runs; parsing them takes a while
 def _scopes_of_the_specs() -> tuple[str, ...]:
-    scopes: set[str] = set()
-    for spec_file in sorted(SPEC_DIR.glob("*.yaml")):
-        spec = yaml.safe_load(spec_file.read_text())
-        for methods in spec.get("paths", {}).values():
-            for operation in methods.values():
-                if isinstance(operation, dict) and "operationId" in operation:
-                    scopes |= required_scopes(operation, spec) or set()
-    return tuple(sorted(scopes))
+    specs = [yaml.safe_load(spec.read_text()) for spec in sorted(SPEC_DIR.glob("*.yaml"))]
+    return tuple(sorted(scopes_of(spec for spec in specs if "paths" in spec)))
 
 
 def every_scope() -> list[str]:

@@ -6,8 +6,8 @@
 - Every error as application/problem+json (RFC 9457) with the request id: Connexion's
   validation problems, Werkzeug's HTTP errors (404, 405, 413, ...), use-case errors, an
   unreachable database, and anything unexpected (a 500 without a stack trace).
-- The handlers' answers (service_kit/http/answers.py) as JSON written exactly
-  (service_kit/exact_json.py).
+- The handlers' answers (service_kit/http/answers.py) written by `write_answer` on both paths:
+  JSON written exactly (service_kit/exact_json.py), text, or no body.
 - Every request counted and timed by operation, and the caller's W3C trace context continued
   (service_kit/telemetry/).
 - Answers checked against the spec, when response validation is on, by the validator the
@@ -145,15 +145,22 @@ def _final_headers(status: str, headers: list[tuple[str, str]], rid: str) -> lis
     return kept
 
 
-def json_answer(
-    answer: Answer, response_validator: Any | None, url: str
+def write_answer(
+    answer: Answer, media_type: str, response_validator: Any | None = None, url: str = ""
 ) -> tuple[str, list[tuple[str, str]], bytes]:
-    """(status line, headers, body) of a handler's answer written as JSON, as Connexion's
-    pipeline writes it (its jsonifier: exact_json and a newline), checked by the operation's
-    response validator if there is one."""
+    """(status line, headers, body) of a handler's answer, on both request paths: JSON written
+    exactly (service_kit/exact_json.py) and a newline, text as it is (the handler may name its
+    own Content-Type), a 204 without a body; checked by the operation's response validator if
+    there is one."""
     data, status, extra_headers = answer_parts(answer)
-    body = (exact_json.dumps(data) + "\n").encode()
-    headers = {"Content-Type": JSON, **extra_headers}
+    if status == 204:
+        body, headers = b"", dict(extra_headers)
+    elif media_type == JSON:
+        body, headers = (exact_json.dumps(data) + "\n").encode(), {"Content-Type": JSON}
+        headers.update(extra_headers)
+    else:
+        body = data.encode() if isinstance(data, str) else bytes(data)
+        headers = {"Content-Type": media_type, **extra_headers}
     if response_validator is not None:
         response_validator.validate_response(body, status, headers, url)
     headers["Content-Length"] = str(len(body))

@@ -1,8 +1,9 @@
 """Connexion's request validators, made exact: bodies for decimal numbers (and fast), integer
 parameters for their text.
 
-Integer parameters are taken only as plain ASCII integers: Connexion converts them with `int()`,
-which also reads `1_0` as 10 and `+1`, ` 1` or a full-width digit as 1.
+Integer parameters are taken only as plain ASCII integers (`operations.plain_integer`, as on the
+fast path): Connexion converts them with `int()`, which also reads `1_0` as 10 and `+1`, ` 1` or
+a full-width digit as 1.
 
 Bodies are parsed with numbers as Decimal (see `exact_json`). jsonschema's `multipleOf` divides by
 the schema's float (0.01 is not exact in binary, and Decimal / float raises), and float bounds
@@ -12,11 +13,11 @@ compiled once with fastjsonschema, an order of magnitude faster than jsonschema.
 
 import decimal
 import functools
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import fastjsonschema
+import flask
 from connexion.decorators.validation import (
     ParameterValidator,
     RequestBodyValidator,
@@ -27,6 +28,8 @@ from connexion.json_schema import Draft4RequestValidator
 from connexion.utils import is_null
 from jsonschema import Draft4Validator, ValidationError
 from jsonschema.validators import extend
+
+from service_kit.http.operations import ADMITTED, plain_integer
 
 
 def _as_decimal(number: Any) -> decimal.Decimal:
@@ -100,7 +103,8 @@ def compile_body_schema(schema: dict) -> Callable[[Any], Any] | None:
 
 class ExactRequestBodyValidator(RequestBodyValidator):
     """Plugged in through `add_api(validator_map={"body": ...})`. A body is taken only in a
-    media type the operation lists: Connexion takes any JSON-like one (`…+json`)."""
+    media type the operation's record lists (service_kit/http/operations.py), as on the fast
+    path: Connexion takes any JSON-like one (`…+json`)."""
 
     def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
         validated = super().__call__(function)
@@ -108,8 +112,8 @@ class ExactRequestBodyValidator(RequestBodyValidator):
         @functools.wraps(function)
         def wrapper(request: Any) -> Any:
             content_type = request.headers.get("Content-Type", "")
-            media_type = content_type.partition(";")[0].strip().lower()
-            if request.body and media_type not in self.consumes:
+            record, _caller = flask.request.environ[ADMITTED]
+            if request.body and not record.takes_media_type(content_type):
                 raise UnsupportedMediaTypeProblem(
                     detail=f"Invalid Content-type ({content_type}), expected JSON data"
                 )
@@ -136,9 +140,6 @@ class ExactRequestBodyValidator(RequestBodyValidator):
         return None
 
 
-_PLAIN_INTEGER = re.compile(r"-?[0-9]+")
-
-
 class PlainIntegerParameterValidator(ParameterValidator):
     """Plugged in through `add_api(validator_map={"parameter": ...})`."""
 
@@ -148,6 +149,6 @@ class PlainIntegerParameterValidator(ParameterValidator):
     ) -> str | None:
         schema = param.get("schema", param)
         integer = schema.get("type") == "integer"
-        if integer and isinstance(value, str) and not _PLAIN_INTEGER.fullmatch(value):
+        if integer and isinstance(value, str) and plain_integer(value) is None:
             return str(TypeValidationError("integer", parameter_type, param["name"]))
         return ParameterValidator.validate_parameter(parameter_type, value, param, param_name)

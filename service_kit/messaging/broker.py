@@ -2,6 +2,8 @@
 (messaging/spool.py) implement, and what every user of a connection needs."""
 
 import contextlib
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -61,15 +63,57 @@ class Backoff:
     """Exponential back-off between reconnection attempts: 0.2 s doubling up to 5 s."""
 
     def __init__(self, first_s: float = 0.2, most_s: float = 5.0) -> None:
-        self._first, self._most = first_s, most_s
+        self._first, self.most_s = first_s, most_s
         self.delay = first_s
 
     def next(self) -> float:
-        delay, self.delay = self.delay, min(self.delay * 2, self._most)
+        delay, self.delay = self.delay, min(self.delay * 2, self.most_s)
         return delay
 
     def reset(self) -> None:
         self.delay = self._first
+
+
+class Outage:
+    """What a broker task says about an outage: one warning when the broker is lost (with the
+    back-off it retries on), each failed attempt after that at DEBUG only, and one line when it
+    is back, with how many attempts and how long it took. pika's own loggers are kept to
+    CRITICAL (service_kit/logs.py): each failure reaches the task as BrokerUnavailable anyway."""
+
+    def __init__(self, who: str, log: logging.Logger) -> None:
+        self._who, self._log = who, log
+        self.failed_attempts = 0
+        self._since = 0.0
+
+    def failed(self, reason: object, backoff: Backoff) -> None:
+        if self.failed_attempts == 0:
+            self._since = time.monotonic()
+            self._log.warning(
+                "%s: broker unavailable (%s); retrying in %.1fs, then at most every %.0fs",
+                self._who,
+                reason,
+                backoff.delay,
+                backoff.most_s,
+            )
+        else:
+            self._log.debug(
+                "%s: broker still unavailable after %d attempts (%s); next in %.1fs",
+                self._who,
+                self.failed_attempts,
+                reason,
+                backoff.delay,
+            )
+        self.failed_attempts += 1
+
+    def recovered(self) -> None:
+        if self.failed_attempts:
+            self._log.warning(
+                "%s: broker reachable again after %d failed attempts over %.1fs",
+                self._who,
+                self.failed_attempts,
+                time.monotonic() - self._since,
+            )
+            self.failed_attempts = 0
 
 
 def close_quietly(broker: Broker | None) -> None:

@@ -13,7 +13,14 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from service_kit import logs, request_id
-from service_kit.messaging.broker import Backoff, Broker, BrokerUnavailable, Delivery, close_quietly
+from service_kit.messaging.broker import (
+    Backoff,
+    Broker,
+    BrokerUnavailable,
+    Delivery,
+    Outage,
+    close_quietly,
+)
 from service_kit.messaging.events import Event, dead_letter_queue, read_message
 from service_kit.telemetry import metrics, tracing
 
@@ -126,6 +133,7 @@ def consume(
         counter.labels(queue)
     broker: Broker | None = None
     backoff = Backoff()
+    outage = Outage(queue, _log)
     depth_told_at = 0.0
     while not stop.is_set():
         try:
@@ -138,14 +146,13 @@ def consume(
                 wanted = batch_size - _events(deliveries)
                 deliveries += _more_within(broker, queue, wanted, linger_s)
             backoff.reset()
+            outage.recovered()
             if deliveries:
                 handle_deliveries(broker, deliveries, handler, queue)
         except (BrokerUnavailable, OSError) as exc:
             # Unacked deliveries come back from the broker: nothing is lost, and the inbox
             # makes their second application a no-op.
-            _log.warning(
-                "%s: broker unavailable (%s); retrying in %.1fs", queue, exc, backoff.delay
-            )
+            outage.failed(exc, backoff)
             broker = close_quietly(broker)
             stop.wait(backoff.next())
     close_quietly(broker)

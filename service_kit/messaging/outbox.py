@@ -42,6 +42,7 @@ from service_kit.messaging.broker import (
     Backoff,
     Broker,
     BrokerUnavailable,
+    Outage,
     OutgoingMessage,
     close_quietly,
 )
@@ -242,6 +243,7 @@ class OutboxRelay:
     def run(self, stop: threading.Event) -> None:
         broker: Broker | None = None
         backoff = Backoff()
+        outage = Outage("relay", _log)
         while not stop.is_set():
             try:
                 if not self._lease.held():
@@ -251,12 +253,11 @@ class OutboxRelay:
                 broker = broker or self._connect()
                 sent = self.relay_once(broker)
                 backoff.reset()
+                outage.recovered()
                 if sent < self._batch_size:
                     stop.wait(self._idle_wait_s)
             except (BrokerUnavailable, OSError) as exc:
-                _log.warning(
-                    "relay: broker unavailable (%s); retrying in %.1fs", exc, backoff.delay
-                )
+                outage.failed(exc, backoff)
                 broker = close_quietly(broker)
                 stop.wait(backoff.next())
             except Exception:

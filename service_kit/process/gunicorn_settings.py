@@ -23,6 +23,14 @@ class ServiceLogger(Logger):
         if self.cfg.accesslog:
             super().access(resp, req, environ, request_time)
 
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        # With reuse_port the master holds no socket (each worker opens its own), so gunicorn's
+        # "Listening at: %s (%s)" line would name no address: name the configured one.
+        if msg.startswith("Listening at:") and args and not args[0]:
+            bound = ",".join(f"http://{address}" for address in self.cfg.bind)
+            args = (f"{bound} (a SO_REUSEPORT socket per worker)", *args[1:])
+        super().info(msg, *args, **kwargs)
+
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms = super().atoms(resp, req, environ, request_time)
         return {name: escaped(v) if isinstance(v, str) else v for name, v in atoms.items()}
@@ -42,6 +50,9 @@ def settle_garbage_collector(_worker: Any = None) -> None:
     again, stalling a worker's requests (POST /orders' p99 with it: docs/performance.md)."""
     gc.freeze()
     gc.set_threshold(10_000, 20, 100)
+    from service_kit.telemetry import metrics  # in the worker: its multiprocess folder is set
+
+    metrics.time_gc_pauses()
 
 
 # Not imported here: prometheus_client picks its kind of values when it is first imported, and
@@ -106,7 +117,9 @@ def web_settings(
         "post_fork": give_connection_limits,
         "child_exit": forget_worker,
         # With gevent_pywsgi one worker tends to accept most keep-alive connections;
-        # SO_REUSEPORT lets the kernel spread them.
+        # SO_REUSEPORT (a socket per worker) lets the kernel spread them. It would also let a
+        # second gunicorn share the port silently: `make run` refuses a port already listened
+        # on (devstack/ports.py), and a container has one master per network namespace.
         "reuse_port": True,
         # On SIGTERM a worker finishes its requests, waiting at most this long (idle keep-alive
         # connections count as busy, so keep it short).

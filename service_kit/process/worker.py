@@ -18,6 +18,7 @@ from service_kit.messaging.broker import Broker
 from service_kit.messaging.consumer import consume
 from service_kit.messaging.events import Event
 from service_kit.process.files import run_dir
+from service_kit.storage.db import exit_unless_reachable
 from service_kit.telemetry import metrics, tracing
 
 Task = Callable[[threading.Event], None]
@@ -39,9 +40,11 @@ def observe(service: str, config: ServiceConfig, *collectors: object) -> None:
     it."""
     _lower_priority(config.worker_nice)
     logs.configure(config.log_level, config.log_format)
+    exit_unless_reachable(config.database_url, f"{service} worker")
     tracing.configure(service)
     for collector in collectors:
         metrics.register(collector)
+    metrics.time_gc_pauses()
     if config.worker_metrics_port:
         try:
             metrics.serve(config.host, config.worker_metrics_port)
@@ -63,13 +66,15 @@ def run_tasks(name: str, tasks: Mapping[str, Task], *, nice: int = 0) -> None:
     (docs/performance.md)."""
     _lower_priority(nice)
     stop = threading.Event()
+    received: list[int] = []
 
-    def request_stop(signum: int, _frame: object) -> None:
-        _log.info("%s: %s received, finishing the work in hand", name, signal.Signals(signum).name)
-        stop.set()
+    def record_signal(signum: int, _frame: object) -> None:
+        # Only recorded: setting the Event (or logging) here could re-enter a lock the main
+        # thread holds at that moment (its own stop.set(), a log line) and hang there.
+        received.append(signum)
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, record_signal)
+    signal.signal(signal.SIGINT, record_signal)
     threads = [
         threading.Thread(target=_run, args=(task_name, task, stop), name=task_name)
         for task_name, task in tasks.items()
@@ -79,8 +84,11 @@ def run_tasks(name: str, tasks: Mapping[str, Task], *, nice: int = 0) -> None:
     _log.info("%s: running %s", name, ", ".join(tasks))
     heartbeat, last_beat = heartbeat_file(name), 0.0
     while any(thread.is_alive() for thread in threads):
-        for thread in threads:
-            thread.join(timeout=0.5)
+        time.sleep(0.1)
+        if received and not stop.is_set():
+            signum = signal.Signals(received[0]).name
+            _log.info("%s: %s received, finishing the work in hand", name, signum)
+            stop.set()
         if not stop.is_set() and not all(thread.is_alive() for thread in threads):
             _log.error("%s: a task ended unexpectedly; stopping", name)
             stop.set()

@@ -4,6 +4,7 @@ column types both services need: exact money and UTC timestamps on every dialect
 import contextlib
 import datetime
 import decimal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +13,10 @@ from typing import Any
 from sqlalchemy import DateTime, Engine, Numeric, String, create_engine, event, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from service_kit.config import redacted
 from service_kit.errors import DependencyUnavailable, OutcomeUnknown
 from service_kit.telemetry import metrics
 
@@ -168,6 +170,32 @@ def ping(engine: Engine) -> None:
         connection.execute(text("SELECT 1"))
 
 
+def unreachable_reason(exc: DBAPIError) -> str:
+    """The driver's own words, without SQLAlchemy's statement and background link."""
+    return str(exc.orig) if exc.orig is not None else str(exc).splitlines()[0]
+
+
+def exit_unless_reachable(url: str, who: str) -> None:
+    """At a process's start: a database that cannot be reached (refused, unknown host or
+    database, bad password) is one line naming it (password hidden) and why, then exit status
+    1, instead of a traceback per attempt. What starts the process again (make run's
+    supervisor, the orchestrator) retries, with its own back-off."""
+    engine = create_engine_for(url, pool_size=1, name="start-up")
+    try:
+        ping(engine)
+    except DBAPIError as exc:
+        print(
+            f"{who}: database {redacted(url)} unreachable: {unreachable_reason(exc)}",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+    finally:
+        engine.dispose()
+
+
+CENT = decimal.Decimal("0.01")
+
+
 class Money(TypeDecorator[decimal.Decimal]):
     """DECIMAL(precision, 2) where the database has exact decimals; text on SQLite, whose NUMERIC
     would round through binary floating point."""
@@ -187,11 +215,13 @@ class Money(TypeDecorator[decimal.Decimal]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        cents = decimal.Decimal(value).quantize(decimal.Decimal("0.01"))
+        cents = decimal.Decimal(value).quantize(CENT)
         return str(cents) if dialect.name == "sqlite" else cents
 
     def process_result_value(self, value: Any, dialect: Dialect) -> decimal.Decimal | None:
-        return None if value is None else decimal.Decimal(value)
+        # Always two decimals, as written: rows stored as "3000.0" (a float once bound on
+        # SQLite) read back the same as "3000.00".
+        return None if value is None else decimal.Decimal(value).quantize(CENT)
 
 
 class UtcDateTime(TypeDecorator[datetime.datetime]):

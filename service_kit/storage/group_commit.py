@@ -4,9 +4,13 @@ A request hands its item to `submit` and waits; one committer (a greenlet under 
 gevent worker, where `threading` and `queue` are cooperative; a thread elsewhere) takes every
 item waiting, commits them together, runs `after_commit`, then wakes their requests. So each
 request still answers only once its own write is durable, but N requests cost one commit (one
-fsync) instead of N, and the per-statement work is shared too. The committer lingers a moment
-before each commit so that a batch gathers more than the requests that came in during the last
-commit, which costs that much latency and saves more CPU per order (docs/performance.md)."""
+fsync) instead of N, and the per-statement work is shared too.
+
+Batches adapt to the load, as a database's leader/follower group commit does: a write that finds
+the committer idle after a lone write is committed at once (a lone order waits for nothing but
+its own commit); once batches hold more than one write, commits start at most every `interval_s`
+so that a batch gathers more than what came in during the last commit, which saves CPU per order
+while it costs latency only under load (docs/performance.md)."""
 
 import logging
 import os
@@ -44,13 +48,15 @@ class GroupCommit(Generic[Item, Result]):
         after_commit: Callable[[Sequence[Result]], None] = lambda results: None,
         max_batch: int = 500,
         wait_s: float = 10.0,
-        linger_s: float = 0.0,
+        interval_s: float = 0.0,
     ) -> None:
         self._commit = commit
         self._name = name  # of its metrics and spans
         self._batch_sizes = metrics.group_commit_batch.labels(name)
         self._durations = metrics.group_commit_duration.labels(name)
-        self._linger_s = linger_s
+        self._interval_s = interval_s
+        self._last_started = 0.0  # perf_counter() when the last commit started
+        self._last_size = 0  # of the last batch: more than one means writes overlap
         self._after_commit = after_commit
         self._max_batch = max_batch
         self._wait_s = wait_s
@@ -102,8 +108,10 @@ class GroupCommit(Generic[Item, Result]):
 
     def _next_batch(self) -> list[_Pending[Item, Result]]:
         batch = [self._queue.get()]
-        if self._linger_s:
-            time.sleep(self._linger_s)
+        if self._last_size > 1:  # under load: space the commits to gather bigger batches
+            wait = self._last_started + self._interval_s - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
         while len(batch) < self._max_batch:
             try:
                 batch.append(self._queue.get_nowait())
@@ -113,7 +121,8 @@ class GroupCommit(Generic[Item, Result]):
 
     def _commit_batch(self, batch: list[_Pending[Item, Result]]) -> None:
         self._batch_sizes.observe(len(batch))
-        started = time.perf_counter()
+        started = self._last_started = time.perf_counter()
+        self._last_size = len(batch)
         try:
             results = self._commit([pending.item for pending in batch])
             self._durations.observe(time.perf_counter() - started)

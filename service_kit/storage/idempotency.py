@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from service_kit.idempotency import AnsweredMeanwhile, IdempotencyKey, KeyReused
 from service_kit.storage.db import UtcDateTime, utc_now
-from service_kit.storage.rows import DriverInsert
+from service_kit.storage.rows import DriverInsert, positional_order
 
 _log = logging.getLogger(__name__)
 COLUMNS = ("scope", "idempotencyKey", "fingerprint", "status", "body", "location", "createdAt")
@@ -150,7 +150,7 @@ class BatchKeys:
             t.c.createdAt >= bindparam("cutoff"),
         )
         compiled = query.compile(dialect=self._dialect)
-        return str(compiled), (tuple(compiled.positiontup) if compiled.positional else None)
+        return str(compiled), positional_order(compiled)
 
 
 class KeyPruner:

@@ -2,14 +2,17 @@
 calls `upgrade_to_head` at start-up (`make run`) and in tests."""
 
 import sys
+import time
 
 from alembic import command, context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData
+from sqlalchemy.exc import DBAPIError
 
-from service_kit.storage.db import create_engine_for
+from service_kit.config import redacted
+from service_kit.storage.db import create_engine_for, exit_unless_reachable, unreachable_reason
 
 
 def upgrade_to_head(script_location: str, database_url: str) -> None:
@@ -35,15 +38,40 @@ def is_at_head(script_location: str, database_url: str) -> bool:
 
 def migrate_main(script_location: str, database_url: str, argv: list[str]) -> None:
     """A service's `python -m <service>.migrate`: upgrades to the newest revision; with
-    `--check`, changes nothing and exits 1 unless the schema is already there."""
+    `--check`, changes nothing and exits 1 unless the schema is already there; with `--wait N`,
+    waits up to N seconds for it (what a new pod's init container does while its rollout's
+    migration Job runs: one interpreter, not one per attempt), then exits 1 saying why."""
+    waiting = len(argv) == 2 and argv[0] == "--wait" and argv[1].isdigit()
+    if argv not in ([], ["--check"]) and not waiting:
+        raise SystemExit(
+            f"usage: python -m <service>.migrate [--check | --wait SECONDS]; not {argv}"
+        )
+    if waiting:
+        wait_for_head(script_location, database_url, float(argv[1]))
+        return
+    exit_unless_reachable(database_url, script_location.replace(":", "."))
     if argv == ["--check"]:
         if not is_at_head(script_location, database_url):
             print(f"{script_location}: the schema is not at the newest revision", file=sys.stderr)
             raise SystemExit(1)
         return
-    if argv:
-        raise SystemExit(f"usage: python -m <service>.migrate [--check]; not {argv}")
     upgrade_to_head(script_location, database_url)
+
+
+def wait_for_head(script_location: str, database_url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    why = "the schema is not at the newest revision"
+    while True:
+        try:
+            if is_at_head(script_location, database_url):
+                return
+            why = "the schema is not at the newest revision"
+        except DBAPIError as exc:
+            why = f"database {redacted(database_url)} unreachable: {unreachable_reason(exc)}"
+        if time.monotonic() >= deadline:
+            print(f"{script_location}: after {timeout_s:.0f}s, {why}", file=sys.stderr)
+            raise SystemExit(1)
+        time.sleep(2)
 
 
 def run_env(target_metadata: MetaData) -> None:

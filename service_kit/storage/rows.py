@@ -6,7 +6,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table, insert
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Compiled, Dialect
+
+
+def positional_order(compiled: Compiled) -> tuple[str, ...] | None:
+    """The names of a compiled statement's parameters in the order a positional paramstyle
+    sends them (None for a named one), as SQLAlchemy's public `ExpandedState` gives them."""
+    state = compiled.construct_expanded_state(dict.fromkeys(compiled.params))  # type: ignore[attr-defined]
+    return None if state.positiontup is None else tuple(state.positiontup)
 
 
 class DriverInsert:
@@ -15,8 +22,13 @@ class DriverInsert:
     def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect) -> None:
         compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
         self.sql = str(compiled)
-        self._order = compiled.positiontup if compiled.positional else None
-        self._binders = [(name, table.c[name].type.bind_processor(dialect)) for name in columns]
+        self._order = positional_order(compiled)
+        # The dialect's own type (a TypeDecorator's load_dialect_impl), as SQLAlchemy binds it:
+        # Money is text on SQLite, and Numeric's generic binder would make it a float there.
+        self._binders = [
+            (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in columns
+        ]
 
     def parameters(self, row: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
         """The row's values as the driver takes them (named or positional)."""

@@ -6,8 +6,10 @@ worker then writes its samples to memory-mapped files there, and /metrics, serve
 of them, adds up all of them (prometheus_client's multiprocess mode). A worker process is one
 process: its metrics are served by prometheus_client's own HTTP server on a port of its own."""
 
+import gc
 import logging
 import os
+import time
 from collections.abc import Iterable
 
 from prometheus_client import (
@@ -41,6 +43,16 @@ http_duration = Histogram(
     "Time from a request reaching the app to its answer, by operation",
     ["operation"],
     buckets=_LATENCY_BUCKETS,
+)
+rate_limited = Counter(
+    "http_server_rate_limited",
+    "Requests refused with 429 by a rate-limit policy, by operation and policy",
+    ["operation", "policy"],
+)
+rate_limiter_failures = Counter(
+    "http_server_rate_limiter_failures",
+    "Requests of limited operations served unchecked (fail open): the limiter's storage failed",
+    ["operation"],
 )
 
 # Storage.
@@ -108,6 +120,14 @@ queue_messages = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+# The process.
+gc_pauses = Histogram(
+    "python_gc_pause_seconds",
+    "Time each garbage collection stopped the process, by generation",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+
 # The business.
 orders_created = Counter("orders_created", "Orders stored PENDING")
 orders_settled = Counter(
@@ -149,3 +169,25 @@ def count_each(counter: Counter, labels: Iterable[str]) -> None:
         counts[label] = counts.get(label, 0) + 1
     for label, count in counts.items():
         counter.labels(label).inc(count)
+
+
+_gc_timed_in: int | None = None  # the process whose collections are timed
+
+
+def time_gc_pauses() -> None:
+    """Every garbage collection of this process observed in python_gc_pause_seconds (a gc
+    callback; a forked process calls this again for its own)."""
+    global _gc_timed_in
+    if _gc_timed_in == os.getpid():
+        return
+    _gc_timed_in = os.getpid()
+    by_generation = [gc_pauses.labels(str(generation)) for generation in range(3)]
+    started = [0.0]
+
+    def observe(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            by_generation[info["generation"]].observe(time.perf_counter() - started[0])
+
+    gc.callbacks.append(observe)

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from devstack.throwaway import bearer
+from service_kit.http import auth
 from service_kit.http.app import SPEC_DIR
-from service_kit.http.auth import required_scopes
+from service_kit.http.operations import scopes_by_operation
 from tests.helpers import assert_problem
 from tests.integration.stack import build_stack, new_product
 
@@ -22,11 +23,13 @@ def operations() -> list[tuple[str, str, str, dict[str, Any], frozenset[str] | N
     found = []
     for service in ("product", "order"):
         spec = yaml.safe_load((SPEC_DIR / f"{service}.yaml").read_text())
+        scopes = scopes_by_operation(spec)
         for path, methods in spec["paths"].items():
             for method, operation in methods.items():
                 if isinstance(operation, dict) and "operationId" in operation:
-                    scopes = required_scopes(operation, spec)
-                    found.append((service, method, path, operation, scopes))
+                    found.append(
+                        (service, method, path, operation, scopes[operation["operationId"]])
+                    )
     return found
 
 
@@ -87,6 +90,56 @@ def test_a_secured_operation_needs_a_token_with_its_scopes(
 )
 def test_a_public_operation_needs_no_token(stack, service, method, path, operation, scopes):
     assert _request(stack, service, method, path, operation, NO_TOKEN).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("service", "path", "scope"),
+    [
+        ("order", "/orders", "orders:read"),  # create_order: a fast-path operation
+        ("product", "/products", "orders:read"),  # create_product: the pipeline's only
+        ("product", "/products/{id}/stock-adjustments", "orders:write"),
+    ],
+)
+@pytest.mark.parametrize("body", [{"qty": "many"}, "{", None], ids=["invalid", "broken", "none"])
+def test_scope_is_checked_before_the_body(stack, service_env, service, path, scope, body):
+    """Authentication, then scope, then validation, on both paths: a token without the
+    operation's scope gets 403 whatever its body, and no token 401."""
+    product = new_product(stack.product.test_client(), price=10, qty=5)
+    client = getattr(stack, service).test_client()
+    url = path.replace("{id}", str(product["id"]))
+    options = {"json": body} if isinstance(body, dict) else {"data": body}
+    options["content_type"] = "application/json"
+    under_scoped = client.post(url, headers=bearer(service_env, [scope]), **options)
+    assert_problem(under_scoped, 403)
+    assert_problem(client.post(url, headers=NO_TOKEN, **options), 401)
+    # With its scope, the same body is the validation's 400.
+    if body is not None:
+        rightly_scoped = client.post(url, headers=bearer(service_env, None), **options)
+        assert_problem(rightly_scoped, 400)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [({"qty": 1}, 201), ({"qty": 0}, 400)],
+    ids=["served", "handed-to-the-pipeline"],
+)
+def test_authorize_runs_once_per_request(stack, service_env, monkeypatch, body, status):
+    """Once on either path, also when the fast path admits a request and hands it on."""
+    product = new_product(stack.product.test_client(), price=10, qty=5)
+    calls = []
+    authorize = auth.authorize
+    monkeypatch.setattr(auth, "authorize", lambda *args: calls.append(args) or authorize(*args))
+    answer = stack.order.test_client().post(
+        "/orders", json={"productId": product["id"], **body}, headers=bearer(service_env)
+    )
+    assert answer.status_code == status
+    assert len(calls) == 1
+
+
+def test_options_stays_flasks_and_needs_no_token(stack):
+    answer = stack.order.test_client().options("/orders", headers=NO_TOKEN)
+    assert answer.status_code == 200
+    assert {"POST", "OPTIONS"} <= set(answer.headers["Allow"].split(", "))
 
 
 def test_the_specs_secure_every_write_and_every_order_read():

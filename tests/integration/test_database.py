@@ -41,7 +41,7 @@ def test_group_commit_returns_the_stored_ids_under_any_id_stride(mysql_databases
         with dbapi_connection.cursor() as cursor:
             cursor.execute("SET SESSION auto_increment_increment = 7")
 
-    new_orders = GroupCommittedOrders(engine, lists=NoLists(), linger_s=0.05)
+    new_orders = GroupCommittedOrders(engine, lists=NoLists(), interval_s=0.05)
     product_id = 800_000 + uuid.uuid4().int % 100_000
     with ThreadPoolExecutor(20) as pool:  # together, so that they share multi-row INSERTs
         made = list(

@@ -124,6 +124,8 @@ def test_both_paths_answer_alike(service_env):
             for header, body in zip(headers, bodies, strict=True):
                 assert header.pop("Location") == f"/orders/{body.pop('id')}"
                 body.pop("createdAt")
+        # Both stacks on one Redis count in one window: each answer one unit fewer left.
+        assert [h.pop("RateLimit").partition(";")[0] for h in headers] == ['"order-writes"'] * 2
         assert headers[0] == headers[1], options
         assert bodies[0] == bodies[1], options
 
@@ -181,7 +183,10 @@ def test_both_paths_read_alike(service_env):
             for stack in (fast, pipeline_only)
         ]
         assert [answer.status_code for answer in answers] == [status, status], url
-        assert dict(answers[0].headers) == dict(answers[1].headers), url
+        headers = [dict(answer.headers) for answer in answers]
+        # What each stack counted differs (the fast one served the order's price look-up).
+        assert len({h.pop("RateLimit").partition(";")[0] for h in headers}) == 1, url
+        assert headers[0] == headers[1], url
         assert answers[0].get_data() == answers[1].get_data(), url
 
 
@@ -192,7 +197,8 @@ def test_both_paths_read_alike(service_env):
         (order_app, "health", "a GET is served with integer path parameters only"),
         (product_app, "create_product", r"decimal arithmetic \(multipleOf\)"),
         (product_app, "update_product", "parameter id in path is not a plain header"),
-        (product_app, "delete_product", "it answers application/problem\\+json"),
+        (product_app, "delete_product", "parameter id in path is not a plain header"),
+        (order_app, "metrics", "it answers text/plain, not application/json"),
         (order_app, "cancel_order", "no such operation in the spec"),
     ],
 )

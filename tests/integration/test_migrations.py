@@ -1,13 +1,21 @@
 """`python -m <service>.migrate --check`: what a new pod waits on while its rollout's migration
 Job runs (infra/k8s), on SQLite and MariaDB."""
 
-import pytest
-from sqlalchemy import text
+from datetime import UTC, datetime
+from decimal import Decimal
 
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Table, delete, func, insert, inspect, select, text
+
+from order_service.repository import orders
+from product_service.repository import products
 from service_kit.storage.db import create_engine_for
 from service_kit.storage.migrations import migrate_main
 
 ORDERS = "order_service:migrations"
+PRODUCTS = "product_service:migrations"
 
 
 def test_check_says_whether_the_schema_is_at_the_newest_revision(database_urls):
@@ -21,10 +29,88 @@ def test_check_says_whether_the_schema_is_at_the_newest_revision(database_urls):
         with pytest.raises(SystemExit) as refused:
             migrate_main(ORDERS, url, ["--check"])
         assert refused.value.code == 1
+        with pytest.raises(SystemExit) as gave_up:  # a new pod's wait, with its deadline
+            migrate_main(ORDERS, url, ["--wait", "0"])
+        assert gave_up.value.code == 1
     finally:
         with engine.begin() as connection:
             connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": before})
         engine.dispose()
     migrate_main(ORDERS, url, ["--check"])
+    migrate_main(ORDERS, url, ["--wait", "5"])  # there already: returns at once
     with pytest.raises(SystemExit, match="usage"):
         migrate_main(ORDERS, url, ["--frobnicate"])
+
+
+def config_of(script_location: str, url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", script_location)
+    config.attributes["database_url"] = url
+    return config
+
+
+PRODUCT = {
+    "name": "p",
+    "price": Decimal("1.50"),
+    "qty": 1,
+    "createdAt": datetime(2026, 1, 1, tzinfo=UTC),
+    "updatedAt": datetime(2026, 1, 1, tzinfo=UTC),
+}
+ORDER = {
+    "productId": 1,
+    "qty": 1,
+    "totalPrice": Decimal("1.50"),
+    "status": "PENDING",
+    "createdAt": datetime(2026, 1, 1, tzinfo=UTC),
+}
+
+
+def create_delete_create(url: str, table: Table, row: dict) -> tuple[int, int]:
+    engine = create_engine_for(url, pool_size=1)
+    try:
+        with engine.begin() as connection:
+            first = connection.execute(insert(table).values(row)).inserted_primary_key[0]
+            connection.execute(delete(table).where(table.c.id == first))
+        with engine.begin() as connection:
+            second = connection.execute(insert(table).values(row)).inserted_primary_key[0]
+        return first, second
+    finally:
+        engine.dispose()
+
+
+def test_an_id_is_never_handed_out_twice(database_urls):
+    """The newest product or order deleted, the next one still gets a new id (SQLite reused
+    the largest rowid of a table without AUTOINCREMENT)."""
+    for service, table, row in (("product", products, PRODUCT), ("order", orders, ORDER)):
+        first, second = create_delete_create(database_urls[service], table, row)
+        assert second > first, service
+
+
+def test_the_autoincrement_migration_keeps_rows_and_indexes(tmp_path):
+    for location, table, row, before in (
+        (PRODUCTS, products, PRODUCT, "0006"),
+        (ORDERS, orders, ORDER, "0005"),
+    ):
+        url = f"sqlite:///{tmp_path}/{table.name}.db"
+        command.upgrade(config_of(location, url), before)
+        engine = create_engine_for(url, pool_size=1)
+        try:
+            with engine.begin() as connection:
+                for _ in range(3):
+                    connection.execute(insert(table).values(row))
+            command.upgrade(config_of(location, url), "head")
+            with engine.begin() as connection:
+                assert [r.id for r in connection.execute(select(table.c.id))] == [1, 2, 3]
+                (sql,) = connection.execute(
+                    text("SELECT sql FROM sqlite_master WHERE name = :t"), {"t": table.name}
+                ).one()
+                assert "AUTOINCREMENT" in sql
+                indexes = {i["name"] for i in inspect(connection).get_indexes(table.name)}
+                assert indexes == {i.name for i in table.indexes}
+            first, second = create_delete_create(url, table, row)
+            assert (first, second) == (4, 5)
+            command.downgrade(config_of(location, url), before)  # and back, rows kept
+            with engine.begin() as connection:
+                assert connection.execute(select(func.count()).select_from(table)).scalar() == 4
+        finally:
+            engine.dispose()

@@ -1,10 +1,12 @@
-"""The shared cache on the Redis topologies of a multi-host deployment, started here from this
-machine's redis-server: a primary found through Sentinel, and a three-node Cluster."""
+"""The shared cache and the rate limiter on the Redis topologies of a multi-host deployment,
+started here from this machine's redis-server: a primary found through Sentinel, and a
+three-node Cluster."""
 
 import shutil
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,9 @@ import pytest
 import redis
 
 from devstack.processes import free_port
+from service_kit.config import RateLimitSettings
+from service_kit.http import rate_limits
+from service_kit.http.caller import Caller
 from service_kit.storage.cache import open_cache
 from tests.conftest import _absent
 
@@ -132,11 +137,26 @@ def exercise(url: str, tmp_path: Path) -> None:
     assert cache.get_many("a", "b") == [None, None]
 
 
+def limit(url: str) -> None:
+    """The rate limiter on the same URL: a quota of 2, the third request refused."""
+    spec = {"paths": {"/a": {"get": {"operationId": "a", "x-rate-limits": [POLICY]}}}}
+    settings = RateLimitSettings({}, 1, (), url, "topology")
+    limiter = rate_limits.Limiter(spec, settings, verifier=None)  # type: ignore[arg-type]
+    caller = Caller(subject=uuid.uuid4().hex, scopes=frozenset())
+    answers = [limiter.check({}, "a", caller) for _ in range(3)]
+    assert answers[:2] == [None, None] and answers[2].status_code == 429
+
+
+POLICY = {"name": "p", "quota": 2, "window": 60}
+
+
 def test_the_cache_reaches_its_primary_through_sentinel(sentinel_url, redis_url, tmp_path):
     exercise(sentinel_url, tmp_path)
+    limit(sentinel_url)
     open_cache(sentinel_url, namespace="topology", file_dir=str(tmp_path)).set("seen", 1, 60)
     assert redis.Redis.from_url(redis_url).get("topology:seen") == b"1"  # on the primary
 
 
 def test_the_cache_works_on_a_cluster(cluster_url, tmp_path):
     exercise(cluster_url, tmp_path)
+    limit(cluster_url)

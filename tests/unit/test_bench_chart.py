@@ -38,3 +38,31 @@ def test_a_run_is_drawn_as_a_png(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1440, 440)
+
+
+def test_a_long_hold_is_drawn_second_by_second(tmp_path):
+    timeline = [
+        {
+            "second": n,
+            "answered": 100,
+            "failed": 0,
+            "p50_ms": 3.0,
+            "p99_ms": 9.0 + n % 7,
+            "pending_orders": 20,
+            "outbox_rows": 5,
+            "queued_events": {"product-service.order-created": n % 3},
+            "cpu_s_order": 0.5,
+            "group_commit_batch_count": 30,
+            "group_commit_s_sum": 0.03,
+            "group_commit_s_count": 30,
+            "Com_commit": 40,
+            "gc_pause_s_sum": 0.001,
+        }
+        for n in range(120)
+    ]
+    figures = {"timeline": timeline, "p50_ms": 3.0, "p99_ms": 15.0, "passed": True}
+    path = tmp_path / "hold.png"
+    chart.draw_hold(figures, path, title="POST /orders at 100/s")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", data[16:24]) == (1440, 720)

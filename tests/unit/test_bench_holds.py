@@ -36,3 +36,41 @@ def test_each_hold_is_at_least_a_tenth_below_the_one_that_failed_before_it():
 def test_without_a_drain_time_every_passed_rate_is_likely():
     steps = [step(1000, True, None), step(2000, True, None), step(3000, False, None)]
     assert rates_to_hold(steps, stretch=6) == [2000, 1000]
+
+
+def test_a_long_hold_drifts_when_its_last_minute_is_slower_than_its_first():
+    from perf import openloop, soak
+
+    def hold(last_minute_ms: float, last_pending: int) -> dict:
+        result = openloop.Result(rate=100, seconds=120)
+        for second in range(120):
+            for _ in range(100):
+                result.scheduled_s.append(second)
+                result.latencies_ms.append(10.0 if second < 60 else last_minute_ms)
+                result.answered_with.append(201)
+        result.statuses[201] = len(result.latencies_ms)
+        timeline = [
+            {**answers, "pending_orders": 50 if answers["second"] < 60 else last_pending}
+            for answers in result.per_second(201)
+        ]
+        by_minute = soak.minutes(timeline)
+        assert [m["answered"] for m in by_minute] == [6000, 6000]
+        return soak.drift(by_minute, result)
+
+    steady = hold(11.0, 55)  # +10% p99, a backlog within a second's orders
+    assert steady["within_limit"] and steady["p99_drift"] == 0.1
+    assert not hold(13.0, 55)["within_limit"]  # +30% p99
+    assert not hold(10.0, 400)["within_limit"]  # the backlog grew by more than 1 s of orders
+
+
+def test_a_failure_counts_in_the_second_it_was_scheduled_in():
+    from perf import openloop
+
+    result = openloop.Result(rate=10, seconds=3)
+    result.scheduled_s += [0, 1]
+    result.latencies_ms += [5.0, 7.0]
+    result.answered_with += [201, 500]
+    result.failed_at_s.append(2)
+    seconds = result.per_second(201)
+    assert [(s["answered"], s["failed"]) for s in seconds] == [(1, 0), (1, 1), (0, 1)]
+    assert seconds[0]["p50_ms"] == 5.0 and seconds[2]["p99_ms"] is None

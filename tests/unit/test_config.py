@@ -59,6 +59,10 @@ def test_one_shell_configures_both_services():
         ({"DEPLOYMENT": "cloud"}, "DEPLOYMENT"),
         ({"REDIS_URL": "redis+sentinel://s1:26379"}, "REDIS_URL"),  # no primary named
         ({"REDIS_URL": "redis+cluster://node-a,node-b:6379"}, "REDIS_URL"),
+        ({"PRODUCT_RATE_LIMITS": "product-reads=100"}, "PRODUCT_RATE_LIMITS"),
+        ({"PRODUCT_RATE_LIMITS": "product-reads=0/60"}, "PRODUCT_RATE_LIMITS"),
+        ({"RATE_LIMIT_FACTOR": "0"}, "RATE_LIMIT_FACTOR"),
+        ({"TRUSTED_PROXIES": "10.0.0.0/8,proxy"}, "TRUSTED_PROXIES"),
     ],
 )
 def test_invalid_values_are_named(env, named):

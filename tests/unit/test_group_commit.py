@@ -41,20 +41,44 @@ def test_concurrent_submissions_are_committed_together():
     assert sum(batches) == 20 and len(batches) < 20  # several requests per transaction
 
 
-def test_the_committer_lingers_to_gather_a_bigger_batch():
+def test_a_lone_write_is_committed_at_once():
+    group = GroupCommit(lambda items: items, interval_s=5.0)
+    for n in range(3):  # one after another: each finds the committer idle after a lone write
+        started = time.perf_counter()
+        assert group.submit(n) == n
+        assert time.perf_counter() - started < 1.0
+
+
+def test_while_writes_overlap_commits_are_spaced_to_gather_bigger_batches():
     batches: list[list[int]] = []
+    first_in = threading.Event()
+    release = threading.Event()
 
     def commit(items):
         batches.append(list(items))
+        if items == [0]:
+            first_in.set()
+            release.wait(5)  # 1 and 2 arrive while 0 is being committed
         return items
 
-    group = GroupCommit(commit, linger_s=0.3)
-    first = threading.Thread(target=group.submit, args=(1,))
-    first.start()
-    time.sleep(0.1)  # the first is waiting for its commit already, and is not alone in it
-    assert group.submit(2) == 2
-    first.join(5)
-    assert batches == [[1, 2]]
+    group = GroupCommit(commit, interval_s=0.4)
+    waiters = [threading.Thread(target=group.submit, args=(0,))]
+    waiters[0].start()
+    assert first_in.wait(5)
+    waiters += [threading.Thread(target=group.submit, args=(n,)) for n in (1, 2)]
+    for waiter in waiters[1:]:
+        waiter.start()
+    time.sleep(0.1)
+    release.set()
+    for waiter in waiters:
+        waiter.join(5)
+    # The last batch held two writes: the next commit waits out the interval, gathering 3 and 4.
+    third = threading.Thread(target=group.submit, args=(3,))
+    third.start()
+    time.sleep(0.1)
+    assert group.submit(4) == 4
+    third.join(5)
+    assert batches == [[0], [1, 2], [3, 4]]
 
 
 def test_a_failed_commit_reaches_every_waiter():

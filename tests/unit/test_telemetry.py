@@ -83,3 +83,23 @@ def test_json_log_lines_carry_the_request_the_trace_and_the_event():
     assert line["request_id"] == "req-1"
     assert (line["trace_id"], line["span_id"]) == tracing.ids()
     assert line["event_id"] == "01890000-0000-7000-8000-000000000000"
+
+
+def test_every_garbage_collection_is_timed_once_per_process():
+    import gc
+
+    from service_kit.telemetry import metrics
+
+    def observed(generation: int) -> float:
+        return (
+            metrics.REGISTRY.get_sample_value(
+                "python_gc_pause_seconds_count", {"generation": str(generation)}
+            )
+            or 0.0
+        )
+
+    metrics.time_gc_pauses()
+    metrics.time_gc_pauses()  # a second call adds no second callback
+    before = observed(2)
+    gc.collect()
+    assert observed(2) == before + 1

@@ -15,7 +15,7 @@ class Product:
     Attributes:
         id (int):  Example: 1.
         name (str):  Example: Laptop Demo.
-        price (float):  Example: 1500.
+        price (float): Unit price, always written with two decimals (1500.00), on every operation. Example: 1500.0.
         qty (int):  Example: 50.
         version (int): grows with every change of the product, its stock included; the ETag is "<version>" Example: 1.
         created_at (datetime.datetime):  Example: 2026-11-21T10:00:00.000000Z.

@@ -18,7 +18,8 @@ class Order:
         id (int):  Example: 1.
         product_id (int):  Example: 1.
         qty (int):  Example: 2.
-        total_price (float): price × qty at the time of ordering, exact to the cent Example: 3000.
+        total_price (float): price × qty at the time of ordering, exact to the cent; always written with two decimals
+            (3000.00), on every operation Example: 3000.
         status (OrderStatus):  Example: PENDING.
         created_at (datetime.datetime):  Example: 2026-11-21T10:00:00.000000Z.
     """

@@ -1,0 +1,202 @@
+"""The parts of rate limiting that need no server: the policies compiled from a spec with a
+deployment's overrides, the client's address behind trusted proxies, the Retry-After arithmetic
+of the sliding window, and the fields' syntax (the integration tests run the limiter)."""
+
+import ipaddress
+
+import http_sfv
+import pytest
+
+from service_kit.config import ConfigError, rate_limit_settings
+from service_kit.http.rate_limits import (
+    Decision,
+    Policy,
+    _standing,
+    client_address,
+    compile_policies,
+)
+
+SPEC = {
+    "x-rate-limits": [{"name": "per-client", "quota": 100, "window": 60}],
+    "paths": {
+        "/a": {
+            "get": {"operationId": "read_a"},
+            "post": {
+                "operationId": "write_a",
+                "x-rate-limits": [{"name": "writes", "quota": 10, "window": 1}],
+            },
+        },
+        "/health": {"get": {"operationId": "health", "x-rate-limits": []}},
+    },
+}
+
+
+def settings(**env: str):
+    return rate_limit_settings(env, "ORDER", None)
+
+
+def test_operations_take_their_own_policies_else_the_documents():
+    policies = compile_policies(SPEC, settings())
+    assert policies == {
+        "read_a": (Policy("per-client", 100, 60),),
+        "write_a": (Policy("writes", 10, 1),),
+        "health": (),
+    }
+
+
+def test_a_deployment_overrides_and_multiplies_quotas():
+    env = {"ORDER_RATE_LIMITS": "writes=5/2", "RATE_LIMIT_FACTOR": "3"}
+    policies = compile_policies(SPEC, settings(**env))
+    assert policies["write_a"] == (Policy("writes", 15, 2),)
+    assert policies["read_a"] == (Policy("per-client", 300, 60),)
+
+
+def test_an_override_of_no_policy_stops_the_start():
+    with pytest.raises(ConfigError, match="writs"):
+        compile_policies(SPEC, settings(ORDER_RATE_LIMITS="writs=5/2"))
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"name": "Bad Name", "quota": 1, "window": 1},
+        {"name": "a", "quota": 0, "window": 1},
+        {"name": "a", "quota": 1, "window": "60s"},
+        {"name": "a", "quota": 1},
+    ],
+)
+def test_malformed_declarations_stop_the_start(entry):
+    spec = {"paths": {"/a": {"get": {"operationId": "a", "x-rate-limits": [entry]}}}}
+    with pytest.raises(ValueError):
+        compile_policies(spec, settings())
+
+
+def test_one_policy_is_declared_once():
+    spec = {
+        "x-rate-limits": [{"name": "p", "quota": 1, "window": 1}],
+        "paths": {
+            "/a": {
+                "get": {"operationId": "a"},
+                "put": {
+                    "operationId": "b",
+                    "x-rate-limits": [{"name": "p", "quota": 2, "window": 1}],
+                },
+            }
+        },
+    }
+    with pytest.raises(ValueError, match="differently"):
+        compile_policies(spec, settings())
+
+
+TRUSTED = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
+
+
+@pytest.mark.parametrize(
+    ("environ", "client"),
+    [
+        ({"REMOTE_ADDR": "203.0.113.5"}, "203.0.113.5"),
+        # a client that is not a trusted proxy cannot name another address
+        ({"REMOTE_ADDR": "203.0.113.5", "HTTP_X_FORWARDED_FOR": "198.51.100.1"}, "203.0.113.5"),
+        ({"REMOTE_ADDR": "10.1.2.3", "HTTP_X_FORWARDED_FOR": "198.51.100.1"}, "198.51.100.1"),
+        # what the client wrote itself, left of the nearest untrusted hop, is not believed
+        (
+            {"REMOTE_ADDR": "10.1.2.3", "HTTP_X_FORWARDED_FOR": "1.1.1.1, 198.51.100.1, 10.9.9.9"},
+            "198.51.100.1",
+        ),
+        (
+            {
+                "REMOTE_ADDR": "10.1.2.3",
+                "HTTP_FORWARDED": 'for=1.1.1.1, for="[2001:db8::7]:443";proto=https',
+            },
+            "2001:db8::7",
+        ),
+        ({"REMOTE_ADDR": "10.1.2.3", "HTTP_FORWARDED": "for=198.51.100.1:8080"}, "198.51.100.1"),
+        ({"REMOTE_ADDR": "10.1.2.3", "HTTP_FORWARDED": "for=unknown"}, "unknown"),
+        ({"REMOTE_ADDR": "10.1.2.3", "HTTP_X_FORWARDED_FOR": "10.4.4.4"}, "10.4.4.4"),
+        ({"REMOTE_ADDR": "10.1.2.3"}, "10.1.2.3"),
+    ],
+)
+def test_the_client_address_behind_trusted_proxies(environ, client):
+    assert client_address(environ, TRUSTED) == client
+
+
+def test_without_trusted_proxies_the_socket_decides():
+    environ = {"REMOTE_ADDR": "10.1.2.3", "HTTP_X_FORWARDED_FOR": "198.51.100.1"}
+    assert client_address(environ, ()) == "10.1.2.3"
+
+
+def test_retry_after_waits_until_the_window_admits_again():
+    policy = Policy("p", 10, 60)
+    # 10 taken in this window, 40 s before it ends: refused until then (the 10 then weigh a
+    # little less than 10 at once)
+    assert _standing(policy, False, 0, 0.0, 10, 60 + 40.0) == (0, 40, 40)
+    # 12 taken (another process raced it): until 2/12 of the next window slid out too
+    assert _standing(policy, False, 0, 0.0, 12, 60 + 40.0) == (0, 50, 50)
+    # 4 in this window, 10 in the previous one with 30 s of it left: 5 + 4 = 9 weighted, one
+    # unit left, and one more frees as soon as 6 s of the previous one slide out
+    assert _standing(policy, True, 10, 30.0, 4, 60 + 50.0)[0] == 1
+    left, _, wait = _standing(policy, False, 10, 36.6, 4, 60 + 50.0)
+    assert left == 0 and wait == 1  # 6.1 + 4 weighted: a unit frees in 0.6 s
+
+
+def test_the_fields_are_structured_field_lists():
+    a, b = Policy("burst", 100, 60), Policy("daily", 5000, 86400)
+    decision = Decision(f"{a.field}, {b.field}", ((a, 42, 17), (b, 4000, 3600)))
+    fields = dict(decision.headers())
+    policy, current = http_sfv.List(), http_sfv.List()
+    policy.parse(fields["RateLimit-Policy"].encode())
+    current.parse(fields["RateLimit"].encode())
+    assert [(i.value, dict(i.params)) for i in policy] == [
+        ("burst", {"q": 100, "w": 60}),
+        ("daily", {"q": 5000, "w": 86400}),
+    ]
+    assert [(i.value, dict(i.params)) for i in current] == [
+        ("burst", {"r": 42, "t": 17}),
+        ("daily", {"r": 4000, "t": 3600}),
+    ]
+
+
+class CountedStorage:
+    """The `limits` memory storage, counting the trips a limiter makes to it."""
+
+    def __init__(self) -> None:
+        from limits.storage import MemoryStorage
+
+        self.storage = MemoryStorage()
+        self.trips = 0
+
+    def acquire_sliding_window_entry(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        self.trips += 1
+        return self.storage.acquire_sliding_window_entry(*args, **kwargs)
+
+    def get_sliding_window(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        return self.storage.get_sliding_window(*args, **kwargs)
+
+
+def test_a_busy_client_takes_its_units_in_leases_and_never_more_than_the_quota():
+    from service_kit.http.rate_limits import _Windows
+
+    policy = Policy("burst", 2000, 60)
+    shared = CountedStorage()
+    processes = [_Windows(shared), _Windows(shared)]  # two web workers on one window
+
+    def admitted(requests: int) -> int:
+        return sum(processes[n % 2].hit([("burst/s:alice", policy)])[0][0] for n in range(requests))
+
+    # Leases of up to 1% of the quota: a few dozen trips, not one per request.
+    assert admitted(1900) == 1900
+    assert shared.trips < 150
+    # Together never more than the quota, and at most a lease per process left unspent.
+    assert 100 - 2 * 20 <= admitted(700) <= 100
+
+
+def test_a_leased_unit_counts_down_the_standing_one_by_one():
+    from service_kit.http.rate_limits import _Windows
+
+    policy = Policy("burst", 1000, 60)
+    windows = _Windows(CountedStorage())
+    left = [
+        _standing(policy, acquired, *window)[0]
+        for acquired, window in (windows.hit([("burst/a:1", policy)])[0] for _ in range(40))
+    ]
+    assert left == list(range(999, 959, -1))
