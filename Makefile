@@ -1,7 +1,7 @@
-# Two commands do everything on a fresh machine with only Python 3.11+:
+# Two commands do everything on a fresh machine with Python 3.11+ (and Node.js for make test):
 #   make run    create the virtualenv, migrate, start both services, restarting any that dies
 #               (Ctrl-C stops them all)
-#   make test   the same set-up, then every test
+#   make test   the same set-up and AsyncAPI's npm tools (npm ci), then every test
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +13,7 @@ export PRODUCT_PORT ORDER_PORT
 PRODUCT_ADDRESS = $(or $(PRODUCT_HOST),127.0.0.1):$(PRODUCT_PORT)
 ORDER_ADDRESS = $(or $(ORDER_HOST),127.0.0.1):$(ORDER_PORT)
 
-.PHONY: help run check-ports test migrate generate lint format clean bench soak bench-relay contract debian-tools locust locust-stack lock token
+.PHONY: help run check-ports test migrate generate lint format clean bench soak bench-relay contract contract-events debian-tools locust locust-stack lock token
 
 # One line per target: the `## ` comment after its name.
 help:  ## this list
@@ -63,9 +63,20 @@ SUBJECT ?= developer
 token: $(INSTALLED)  ## print a bearer token with every scope (SCOPES="orders:read": those; SUBJECT=…)
 	@$(BIN)/python -m service_kit.http.dev_tokens --scopes "$(SCOPES)" --subject "$(SUBJECT)"
 
-test: $(INSTALLED) debian-tools  ## ruff, then every test (unit, integration, end-to-end, contract, manifests)
+test: $(INSTALLED) $(NODE_INSTALLED) debian-tools  ## ruff, then every test (unit, integration, end-to-end, contract, manifests)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# AsyncAPI's own tooling, at the versions of package-lock.json: its parser validates
+# asyncapi/events.yaml (tests/test_event_contract.py), its React component renders it.
+NODE_INSTALLED := node_modules/.installed
+$(NODE_INSTALLED): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+# The event contract for people: AsyncAPI's React component on asyncapi/events.yaml.
+docs/events.html: asyncapi/events.yaml $(NODE_INSTALLED) $(INSTALLED)  ## render the event contract (AsyncAPI's React component)
+	$(BIN)/python -m contract_tests.render_events $@
 
 # Debian's packages the tests drive: Chromium for the Swagger UI browser test (through
 # Playwright; no browser download), Prometheus for the scrape test, kubectl to render infra/k8s.
@@ -104,6 +115,14 @@ infra/k8s/overlays/dev/.env:  ## the same for the Kubernetes dev overlay
 CONTRACT_EXAMPLES ?= 100
 contract: $(INSTALLED)  ## a long Schemathesis run against the running stack (CONTRACT_EXAMPLES)
 	CONTRACT_EXAMPLES=$(CONTRACT_EXAMPLES) $(BIN)/python -m contract_tests.run
+
+# The event fuzzer against the real consumers on this machine's MariaDB and RabbitMQ, longer than
+# make test's fixed-seed pass; EVENT_EXAMPLES per event type.
+EVENT_EXAMPLES ?= 300
+EVENT_SEED ?=
+contract-events: $(INSTALLED)  ## a long event fuzzing run on MariaDB/RabbitMQ (EVENT_EXAMPLES, EVENT_SEED)
+	$(BIN)/python -m contract_tests.event_fuzz --examples $(EVENT_EXAMPLES) \
+		$(if $(EVENT_SEED),--seed $(EVENT_SEED))
 
 # The order hot path on the real MariaDB (durable), Redis and RabbitMQ: prints a table and
 # writes perf/reports/bench-<time>.json.
@@ -147,4 +166,4 @@ format: $(INSTALLED)  ## ruff fix and format
 	$(BIN)/ruff format .
 
 clean:  ## remove the venv, var/ and caches
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache node_modules

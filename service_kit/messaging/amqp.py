@@ -1,6 +1,6 @@
 """RabbitMQ through pika. Queues are quorum queues with a delivery limit and a dead-letter
 queue each; publishing is one AMQP transaction per batch (not a round trip per message), and
-consecutive events of one type go as one message, a pack (openapi/events.yaml)."""
+consecutive events of one type go as one message, a pack (asyncapi/events.yaml)."""
 
 import collections
 import contextlib
@@ -20,6 +20,8 @@ _PREFETCH = 1000
 # (docs/performance.md).
 PACK_SIZE = 100
 _EVENT_COUNT = "event-count"  # the header of a pack: how many events it carries
+_POISON_REASON = "x-poison-reason"  # the header of a dead letter: why it could not be read
+_MOST_REASON = 1024
 _PROPERTIES = {"delivery_mode": pika.DeliveryMode.Persistent, "content_type": "application/json"}
 
 
@@ -46,23 +48,14 @@ def declare_topology(
         for pattern in patterns:
             channel.queue_bind(queue, events.EXCHANGE, routing_key=pattern)
         dead = events.dead_letter_queue(queue)
-        channel.queue_declare(dead, durable=True, arguments=DEAD_LETTER_QUEUE_ARGUMENTS)
+        channel.queue_declare(dead, durable=True, arguments=queue_arguments(dead))
         channel.queue_bind(dead, events.DEAD_LETTER_EXCHANGE, routing_key=queue)
 
 
-DEAD_LETTER_QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
-
-
 def queue_arguments(queue: str) -> dict[str, Any]:
-    arguments = {
-        "x-queue-type": "quorum",
-        "x-delivery-limit": events.MAX_DELIVERIES,
-        "x-dead-letter-exchange": events.DEAD_LETTER_EXCHANGE,
-        "x-dead-letter-routing-key": queue,
-    }
-    if queue in events.ordered_queues():
-        arguments["x-single-active-consumer"] = True
-    return arguments
+    """As the contract declares them (quorum, delivery limit, dead letters, single active
+    consumer where ordered)."""
+    return events.queue_arguments(queue)
 
 
 @contextlib.contextmanager
@@ -104,6 +97,7 @@ class AmqpBroker:
             raise BrokerUnavailable(repr(exc)) from exc
         self._in_transaction = False
         self._depth_channel: Any = None
+        self._dead_letter_channel: Any = None
         self._consuming: str | None = None
         self._buffer: collections.deque[Delivery] = collections.deque()
 
@@ -171,10 +165,33 @@ class AmqpBroker:
                 self._channel.basic_ack(delivery.tag)
             for delivery in retried:  # the quorum queue counts it; past the limit: dead letter
                 self._channel.basic_nack(delivery.tag, requeue=True)
-            for delivery in dead:
-                self._channel.basic_reject(delivery.tag, requeue=False)
+            if dead:
+                self._dead_letter(dead)
         except pika.exceptions.AMQPError as exc:
             raise BrokerUnavailable(repr(exc)) from exc
+
+    def _dead_letter(self, dead: Sequence[Delivery]) -> None:
+        """Poison goes to the queue's dead-letter queue with its reason (x-poison-reason): a copy
+        is published to the dead-letter exchange, confirmed, and then the original acked. (The
+        broker's own dead-lettering of a rejected message can add no header of ours.) A crash
+        in between dead-letters it twice, never not at all."""
+        if self._dead_letter_channel is None or not self._dead_letter_channel.is_open:
+            self._dead_letter_channel = self._connection.channel()
+            self._dead_letter_channel.confirm_delivery()
+        for delivery in dead:
+            self._dead_letter_channel.basic_publish(
+                events.DEAD_LETTER_EXCHANGE,
+                self._consuming or "",
+                delivery.body,
+                pika.BasicProperties(
+                    headers={
+                        _POISON_REASON: (delivery.poison_reason or "")[:_MOST_REASON],
+                        "x-original-routing-key": delivery.routing_key,
+                    },
+                    **_PROPERTIES,
+                ),
+            )
+            self._channel.basic_ack(delivery.tag)
 
     def depth(self, queue: str) -> int | None:
         # Ready messages, from a passive declaration (it changes nothing) on a channel of its

@@ -23,6 +23,9 @@ class Delivery:
     tag: int  # the broker's handle for acknowledging this delivery
     events: int = 1  # how many events the body carries, as its publisher said
     redelivered: bool = False  # delivered before (and not acked then)
+    # Why it can never be handled (set by the consumer); dead-lettered with it, where the
+    # broker keeps headers (RabbitMQ: x-poison-reason).
+    poison_reason: str | None = None
 
 
 class BrokerUnavailable(Exception):

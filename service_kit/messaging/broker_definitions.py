@@ -1,4 +1,4 @@
-"""RabbitMQ definitions for a deployment, from openapi/events.yaml: the topology, and one user
+"""RabbitMQ definitions for a deployment, from asyncapi/events.yaml: the topology, and one user
 per service allowed what its part of the contract says and nothing more. It may publish only
 its own event types, declare and read only its own queues. The users have no password here;
 the deployment sets them (infra/rabbitmq/start.sh).
@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from service_kit.messaging import events
-from service_kit.messaging.amqp import DEAD_LETTER_QUEUE_ARGUMENTS, queue_arguments
+from service_kit.messaging.amqp import queue_arguments
 
 
 def _literal(name: str) -> str:
@@ -24,12 +24,13 @@ def _any_of(*alternatives: str) -> str:
 
 def permissions(service: str) -> dict[str, str]:
     """What `service`'s user may do with exchanges and queues (RabbitMQ's regular expressions):
-    declare and bind its own queues, publish to the exchange, consume its own queues."""
+    declare and bind its own queues, publish to the exchange (and dead letters, with their
+    reason), consume its own queues."""
     own = _literal(service) + r"\..+"
     exchange, dead_letters = _literal(events.EXCHANGE), _literal(events.DEAD_LETTER_EXCHANGE)
     return {
         "configure": _any_of(exchange, dead_letters, own),
-        "write": _any_of(exchange, own),
+        "write": _any_of(exchange, dead_letters, own),
         "read": _any_of(exchange, dead_letters, own),
     }
 
@@ -74,12 +75,9 @@ def definitions(vhost: str = "/") -> dict[str, Any]:
             _exchange(vhost, events.DEAD_LETTER_EXCHANGE, "direct"),
         ],
         "queues": [
-            _queue(vhost, name, arguments)
+            _queue(vhost, name, queue_arguments(name))
             for queue in queues
-            for name, arguments in (
-                (queue, queue_arguments(queue)),
-                (events.dead_letter_queue(queue), DEAD_LETTER_QUEUE_ARGUMENTS),
-            )
+            for name in (queue, events.dead_letter_queue(queue))
         ],
         "bindings": [
             _binding(vhost, events.EXCHANGE, queue, key)

@@ -1,7 +1,7 @@
 """Consuming one queue: batches of events handed to a handler that applies them in one
 transaction; acks after the commit; poison to the dead-letter queue at once; failures retried
 one by one, then dead-lettered by the broker after MAX_DELIVERIES. A delivery may carry a pack
-of events (openapi/events.yaml): it is acked once all of them are applied, redelivered if one
+of events (asyncapi/events.yaml): it is acked once all of them are applied, redelivered if one
 failed (the others then change nothing the second time), and dead-lettered, after its valid
 events are applied, if one is not a valid event."""
 
@@ -38,6 +38,7 @@ def handle_deliveries(
         parsed += [(delivery, event) for event in events]
         if problems:
             _log.error("dead-lettering a %s message: %s", delivery.routing_key, problems[0])
+            delivery.poison_reason = str(problems[0])
             poison.append(delivery)
     spans, parsed = _continued_traces(parsed, queue)
     try:

@@ -1,5 +1,6 @@
-"""Events: the envelope and its contract, openapi/events.yaml, which also names the queues of
-the system and the event types each service publishes."""
+"""Events: the envelope and its contract, asyncapi/events.yaml (AsyncAPI 3.0), which also names
+the queues of the system (its channels of AMQP queues), what each consumes (its `receive`
+operations) and the event types each service publishes (its `send` operations)."""
 
 import datetime
 import os
@@ -22,7 +23,7 @@ from service_kit.telemetry.tracing import Carrier
 EXCHANGE = "events"
 DEAD_LETTER_EXCHANGE = "events.dead-letter"
 MAX_DELIVERIES = 5  # a message that failed this often goes to its queue's dead-letter queue
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "openapi" / "events.yaml"
+CONTRACT_FILE = Path(__file__).resolve().parents[2] / "asyncapi" / "events.yaml"
 
 
 def dead_letter_queue(queue: str) -> str:
@@ -96,24 +97,21 @@ def read_message(body: bytes, routing_key: str) -> tuple[list[Event], list[Poiso
     try:
         document = exact_json.loads(body)
     except ValueError as exc:
-        return [], [PoisonMessage(f"not JSON: {exc}")]
+        return [], [PoisonMessage(f"not JSON: {_clipped(str(exc))}")]
     if isinstance(document, list) and document:
         elements = document
     elif isinstance(document, dict):
         elements = [document]
     else:
         return [], [PoisonMessage("neither an event nor a non-empty pack of events")]
+    if routing_key not in messages():
+        return [], [PoisonMessage(f"no event type {_clipped(routing_key)!r} in the contract")]
     events, poison = [], []
     for element in elements:
         try:
-            event = _event(element)
+            events.append(_event(element, routing_key))
         except PoisonMessage as exc:
             poison.append(exc)
-            continue
-        if event.type == routing_key:
-            events.append(event)
-        else:
-            poison.append(PoisonMessage(f"a {event.type} event sent as {routing_key}"))
     return events, poison
 
 
@@ -122,12 +120,16 @@ def pack(bodies: Sequence[bytes]) -> bytes:
     return bodies[0] if len(bodies) == 1 else b"[" + b",".join(bodies) + b"]"
 
 
-def _event(document: Any) -> Event:
+def _event(document: Any, routing_key: str) -> Event:
+    if not isinstance(document, dict):
+        raise PoisonMessage("not a valid event: not a JSON object")
+    if (event_type := document.get("type")) != routing_key:
+        named = event_type if isinstance(event_type, str) else repr(event_type)
+        raise PoisonMessage(f"a {_clipped(named)} event sent as {routing_key}")
     try:
-        _validator("Envelope")(document)
-        _validator(document["type"])(document["data"])
+        _validator(routing_key)(document)
     except fastjsonschema.JsonSchemaException as exc:
-        raise PoisonMessage(f"not a valid event: {exc.message}") from None
+        raise PoisonMessage(f"not a valid event: {_clipped(exc.message)}") from None
     return Event(
         id=document["id"],
         type=document["type"],
@@ -138,30 +140,98 @@ def _event(document: Any) -> Event:
     )
 
 
+def _clipped(text: str, most: int = 200) -> str:
+    """At most `most` characters of what a message said: a reason must not carry a huge body."""
+    return text if len(text) <= most else text[:most] + "…"
+
+
 TRACE_CONTEXT = (tracing.TRACEPARENT, tracing.TRACESTATE)
 
 
 @cache
-def schemas() -> dict[str, Any]:
-    return yaml.safe_load(SCHEMA_FILE.read_text())
+def contract() -> dict[str, Any]:
+    """The AsyncAPI document."""
+    return yaml.safe_load(CONTRACT_FILE.read_text())
 
 
-def _schema_for(definition: str) -> dict[str, Any]:
-    document = schemas()
-    return {
-        "$schema": document["$schema"],
-        "$defs": document["$defs"],
-        "$ref": f"#/$defs/{definition}",
-    }
-
-
-_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+def _resolved(reference: dict[str, Any]) -> dict[str, Any]:
+    """The object a local `$ref` (JSON pointer) names, or the object itself."""
+    while "$ref" in reference:
+        node: Any = contract()
+        for part in reference["$ref"].removeprefix("#/").split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        reference = node
+    return reference
 
 
 @cache
-def _validator(definition: str) -> Callable[[Any], Any]:
-    """Compiled once: fastjsonschema is an order of magnitude faster than interpreting."""
-    return fastjsonschema.compile(_schema_for(definition), formats={"uuid": _UUID})
+def messages() -> dict[str, dict[str, Any]]:
+    """Every event type (a message's name, its routing key) and its message."""
+    found = {}
+    for channel in contract()["channels"].values():
+        for message in map(_resolved, channel.get("messages", {}).values()):
+            if message["name"] in event_types():
+                found[message["name"]] = message
+    return found
+
+
+@cache
+def event_types() -> tuple[str, ...]:
+    return tuple(contract()["components"]["schemas"]["EventType"]["enum"])
+
+
+def event_schema(event_type: str) -> dict[str, Any]:
+    """The JSON Schema of one event of the type (not a pack): its message's payload is one
+    event or a pack of them, `oneOf: [event, array of event]`."""
+    return {**contract(), **messages()[event_type]["payload"]["oneOf"][0]}
+
+
+def message_schema(event_type: str) -> dict[str, Any]:
+    """The JSON Schema of a message body of the type: one event or a pack of them."""
+    return {**contract(), **messages()[event_type]["payload"]}
+
+
+_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+FORMATS = {"uuid": _UUID}
+
+
+@cache
+def _validator(event_type: str) -> Callable[[Any], Any]:
+    """Compiled once: fastjsonschema is an order of magnitude faster than interpreting. The
+    document is the schema's root, so that its `#/components/...` references resolve."""
+    return fastjsonschema.compile(event_schema(event_type), formats=FORMATS)
+
+
+def _operations(action: str) -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
+    """(service, channel, messages) of each operation of the action: its one tag names the
+    service (or a person, the operator, who reads dead letters)."""
+    found = []
+    for operation in contract()["operations"].values():
+        (tag,) = operation["tags"]
+        if operation["action"] == action and tag["name"] != OPERATOR:
+            found.append(
+                (
+                    tag["name"],
+                    _resolved(operation["channel"]),
+                    [_resolved(m) for m in operation["messages"]],
+                )
+            )
+    return found
+
+
+def _queue_channel(queue: str) -> dict[str, Any]:
+    for channel in contract()["channels"].values():
+        if channel["bindings"]["amqp"]["is"] == "queue" and channel["address"] == queue:
+            return channel
+    raise KeyError(f"no queue {queue} in the contract")
+
+
+OPERATOR = "operator"
+
+
+def queue_arguments(queue: str) -> dict[str, Any]:
+    """The RabbitMQ arguments the queue is declared with (its channel's AMQP binding)."""
+    return dict(_queue_channel(queue)["bindings"]["amqp"]["x-arguments"])
 
 
 def routes(routing_key: str, pattern: str) -> bool:
@@ -172,27 +242,38 @@ def routes(routing_key: str, pattern: str) -> bool:
 
 @cache
 def queues() -> dict[str, tuple[str, ...]]:
-    """Every queue of the system and the routing keys it receives (topic patterns)."""
-    return {queue: tuple(patterns) for queue, patterns in schemas()["x-queues"].items()}
+    """Every consumed queue of the system and the routing keys it is bound to: the event types
+    of its receive operation."""
+    return {
+        channel["address"]: tuple(message["name"] for message in received)
+        for _, channel, received in _operations("receive")
+    }
 
 
 @cache
 def ordered_queues() -> frozenset[str]:
     """The queues one consumer at a time receives from, so their events apply in order."""
-    ordered = frozenset(schemas()["x-ordered-queues"])
-    assert ordered <= set(queues()), f"x-ordered-queues names unknown queues: {ordered}"
-    return ordered
+    return frozenset(q for q in queues() if queue_arguments(q).get("x-single-active-consumer"))
+
+
+@cache
+def consumers() -> dict[str, str]:
+    """Every consumed queue and the service that consumes it."""
+    return {channel["address"]: service for service, channel, _ in _operations("receive")}
 
 
 def queues_of(service: str) -> dict[str, tuple[str, ...]]:
-    """The queues `service` consumes (named after it)."""
-    return {queue: keys for queue, keys in queues().items() if queue.startswith(f"{service}.")}
+    """The queues `service` consumes."""
+    return {queue: keys for queue, keys in queues().items() if consumers()[queue] == service}
 
 
 @cache
 def publishers() -> dict[str, tuple[str, ...]]:
-    """Every service and the event types (routing keys) it publishes."""
-    return {service: tuple(types) for service, types in schemas()["x-publishers"].items()}
+    """Every service and the event types (routing keys) it publishes: its send operations."""
+    published: dict[str, tuple[str, ...]] = {}
+    for service, _, sent in _operations("send"):
+        published[service] = published.get(service, ()) + tuple(m["name"] for m in sent)
+    return published
 
 
 def queues_for(routing_key: str) -> list[str]:

@@ -1,6 +1,6 @@
 """The embedded broker: a durable spool in one SQLite file that every process of both services
 opens (default `sqlite:///var/events.db`). Same semantics as the RabbitMQ set-up: topic
-routing to the queues of openapi/events.yaml, redelivery of what is not acked (also after a crash:
+routing to the queues of asyncapi/events.yaml, redelivery of what is not acked (also after a crash:
 a received message is invisible for a while, then comes back), dead-letter queues after
 MAX_DELIVERIES."""
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from order_service.repository import event_tables as order_tables
 from product_service.repository import event_tables as product_tables
+from service_kit.messaging import events as events_contract
 from service_kit.storage.db import create_engine_for
 from tests.integration.stack import build_stack, new_product
 
@@ -58,10 +59,13 @@ def operations_with_money() -> set[str]:
 
 
 def events_with_money() -> set[str]:
-    document = yaml.safe_load((OPENAPI / "events.yaml").read_text())
-    events = {k: v for k, v in document.items() if "." in k and isinstance(v, dict)}
-    events |= {k: v for k, v in document.get("$defs", {}).items() if "." in k}
-    return {name for name, schema in events.items() if money_fields(schema, document)}
+    """The event types whose message (asyncapi/events.yaml) carries money."""
+    document = events_contract.contract()
+    return {
+        event_type
+        for event_type, message in events_contract.messages().items()
+        if money_fields(message["payload"], document)
+    }
 
 
 def money_written_in(text: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Event ids, and reading a message body: one event, or a pack of them (openapi/events.yaml)."""
+"""Event ids, and reading a message body: one event, or a pack of them (asyncapi/events.yaml)."""
 
 import time
 import uuid
