@@ -7,6 +7,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# Defined before the rules that name it: a prerequisite is expanded when its rule is read.
+NODE_INSTALLED := node_modules/.installed
 PRODUCT_PORT ?= 3000
 ORDER_PORT ?= 4000
 export PRODUCT_PORT ORDER_PORT
@@ -69,7 +71,6 @@ test: $(INSTALLED) $(NODE_INSTALLED) debian-tools  ## ruff, then every test (uni
 
 # AsyncAPI's own tooling, at the versions of package-lock.json: its parser validates
 # asyncapi/events.yaml (tests/test_event_contract.py), its React component renders it.
-NODE_INSTALLED := node_modules/.installed
 $(NODE_INSTALLED): package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $@

@@ -13,7 +13,7 @@ from devstack.processes import ROOT, running_stack
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
-STATUSES = [200, 201, 200, 200, 200, 200, 204, 404, 400, 401]  # the tour's `curl -i` steps
+STATUSES = [200, 201, 200, 200, 200, 200, 200, 204, 404, 400, 401]  # the tour's `curl -i` steps
 
 
 def tour() -> str:
@@ -58,7 +58,8 @@ def test_the_tour_twice_on_other_ports(service_env, tmp_path):
         product, order = run[0][1], run[1][1]
         product_ids.append(product["id"])
         order_ids.append(order["id"])
-        listed, with_orders = run[2][1], run[3][1]
+        listed, with_orders, seen_by_bob = run[2][1], run[3][1], run[4][1]
         assert [o["id"] for o in listed["items"]] == [order["id"]]
         assert [o["productId"] for o in with_orders["orders"]["items"]] == [product["id"]]
+        assert seen_by_bob["items"] == []  # another subject's orders are not his
     assert len(set(product_ids)) == 2 and len(set(order_ids)) == 2
