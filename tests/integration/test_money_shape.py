@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from order_service.repository import event_tables as order_tables
 from product_service.repository import event_tables as product_tables
@@ -93,6 +93,12 @@ def test_the_specs_money_fields_are_the_ones_checked_here():
 def test_money_has_two_decimals_on_every_operation_and_event(service_env, fast_path):
     stack = build_stack(service_env, fast_path=fast_path)
     products, orders = stack.product.test_client(), stack.order.test_client()
+    outboxes = {"product": product_outbox, "order": order_outbox}
+    # The session's databases hold other tests' events too (some written with plain numbers):
+    # only those written from here on are this test's.
+    before = {
+        service: _newest_event(service_env, service, outbox) for service, outbox in outboxes.items()
+    }
     product = new_product(products, price=1500, qty=50)
     other = new_product(products, price=19.9, qty=50)
     pid = product["id"]
@@ -136,11 +142,12 @@ def test_money_has_two_decimals_on_every_operation_and_event(service_env, fast_p
     assert '"totalPrice":3000.00' in texts["get_order"][0]
 
     events: dict[str, list[str]] = {}
-    for service, outbox in (("product", product_outbox), ("order", order_outbox)):
+    for service, outbox in outboxes.items():
         engine = create_engine_for(service_env[f"{service.upper()}_DATABASE_URL"], pool_size=1)
         try:
             with engine.connect() as connection:
-                for row in connection.execute(select(outbox.c.type, outbox.c.body)):
+                written = select(outbox.c.type, outbox.c.body).where(outbox.c.id > before[service])
+                for row in connection.execute(written):
                     events.setdefault(row.type, []).append(row.body)
         finally:
             engine.dispose()
@@ -149,3 +156,12 @@ def test_money_has_two_decimals_on_every_operation_and_event(service_env, fast_p
         for body in events[event_type]:
             written = money_written_in(body)
             assert written and all(TWO_DECIMALS.fullmatch(v) for v in written), (event_type, body)
+
+
+def _newest_event(service_env: dict, service: str, outbox: Any) -> int:
+    engine = create_engine_for(service_env[f"{service.upper()}_DATABASE_URL"], pool_size=1)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(select(func.max(outbox.c.id))).scalar() or 0
+    finally:
+        engine.dispose()
