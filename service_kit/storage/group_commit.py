@@ -7,7 +7,7 @@ request still answers only once its own write is durable, but N requests cost on
 fsync) instead of N, and the per-statement work is shared too.
 
 Batches adapt to the load, as a database's leader/follower group commit does: while writes come
-more rarely than one per `interval_s` (a moving average of the rate batches arrive at), each is
+more rarely than one per `interval_s` (a moving average of the time between them), each is
 committed at once, and a lone order waits for nothing but its own commit; when more come, or a
 batch held more than one, commits start at most every `interval_s`, so that a batch gathers more
 than what came in during the last commit: a commit's CPU is shared by more orders while the
@@ -58,7 +58,9 @@ class GroupCommit(Generic[Item, Result]):
         self._interval_s = interval_s
         self._last_started = 0.0  # perf_counter() when the last commit started
         self._last_size = 0  # of the last batch: more than one means writes overlap
-        self._rate = 0.0  # writes per second, a moving average over batches
+        # Seconds between writes, a moving average over batches (of the gaps, not of their
+        # inverses: a rate averaged per batch is dominated by the shortest gaps).
+        self._gap = float("inf")
         self._after_commit = after_commit
         self._max_batch = max_batch
         self._wait_s = wait_s
@@ -112,9 +114,9 @@ class GroupCommit(Generic[Item, Result]):
         batch = [self._queue.get()]
         now = time.perf_counter()
         if self._last_size:
-            since = max(now - self._last_started, 1e-6)
-            self._rate += 0.2 * (self._last_size / since - self._rate)
-        if self._last_size > 1 or self._rate * self._interval_s >= 1:
+            gap = (now - self._last_started) / self._last_size
+            self._gap = gap if self._gap == float("inf") else self._gap + 0.2 * (gap - self._gap)
+        if self._last_size > 1 or self._gap < self._interval_s:
             # Under load: space the commits to gather bigger batches.
             wait = self._last_started + self._interval_s - now
             if wait > 0:
