@@ -89,12 +89,12 @@ def draw_hold(figures: dict, path: Path, *, title: str) -> None:
     rates.plot(t, [s["answered"] for s in timeline], lw=0.8, label="answered")
     rates.plot(t, [s["failed"] for s in timeline], lw=0.8, label="failed")
     rates.set(ylabel="requests in the second")
-    backlog.plot(t, [s.get("pending_orders", 0) for s in timeline], lw=0.8, label="PENDING orders")
-    backlog.plot(t, [s.get("outbox_rows", 0) for s in timeline], lw=0.8, label="outbox rows")
-    queues = sorted({q for s in timeline for q in s.get("queued_events", {})})
+    backlog.plot(t, [s.get("pending_orders") for s in timeline], lw=0.8, label="PENDING orders")
+    backlog.plot(t, [s.get("outbox_rows") for s in timeline], lw=0.8, label="outbox rows")
+    queues = sorted({q for s in timeline for q in s.get("queued_events") or {}})
     for queue in queues:
         backlog.plot(
-            t, [s.get("queued_events", {}).get(queue, 0) for s in timeline], lw=0.6, label=queue
+            t, [(s.get("queued_events") or {}).get(queue) for s in timeline], lw=0.6, label=queue
         )
     backlog.set(ylabel="waiting")
     for name in sorted({k for s in timeline for k in s if k.startswith("cpu_s_")}):
@@ -102,25 +102,23 @@ def draw_hold(figures: dict, path: Path, *, title: str) -> None:
     cpu.set(ylabel="CPU seconds per second", xlabel="second of the hold")
     commits.plot(
         t,
-        [s.get("group_commit_batch_count", 0) for s in timeline],
+        [s.get("group_commit_batch_count") for s in timeline],
         lw=0.8,
         label="group commits",
     )
-    commits.plot(t, [s.get("Com_commit", 0) for s in timeline], lw=0.6, label="MariaDB commits")
-    commits.plot(
-        t, [s.get("Innodb_data_fsyncs", 0) for s in timeline], lw=0.6, label="MariaDB fsyncs"
-    )
+    commits.plot(t, [s.get("Com_commit") for s in timeline], lw=0.6, label="MariaDB commits")
+    commits.plot(t, [s.get("Innodb_data_fsyncs") for s in timeline], lw=0.6, label="MariaDB fsyncs")
     commits.set(ylabel="per second", xlabel="second of the hold")
     pauses.plot(
         t,
-        [1000 * s.get("gc_pause_s_sum", 0) for s in timeline],
+        [1000 * s["gc_pause_s_sum"] if "gc_pause_s_sum" in s else None for s in timeline],
         lw=0.8,
         label="GC pauses (ms in the second)",
     )
     pauses.plot(
         t,
         [
-            1000 * s.get("group_commit_s_sum", 0) / s["group_commit_s_count"]
+            1000 * s.get("group_commit_s_sum") / s["group_commit_s_count"]
             if s.get("group_commit_s_count")
             else None
             for s in timeline

@@ -99,12 +99,17 @@ class Sampler:
         queues = sorted(events.queues())
         try:
             before = self._counters(order_db)
-            started = time.monotonic()
-            while not self._stop.wait(max(0.0, started + len(self.samples) + 1 - time.monotonic())):
+            started = last = time.monotonic()
+            # A sample a second, labelled with the second it closes: one that took longer than
+            # a second (a loaded machine) skips seconds rather than shifting the later ones.
+            while not self._stop.wait(max(0.0, 1.0 - (time.monotonic() - started) % 1.0)):
                 now = self._counters(order_db)
-                sample = {"second": len(self.samples)}
-                for key, value in now.items():
-                    sample[key] = round(value - before.get(key, 0.0), 6)
+                elapsed = time.monotonic()
+                span = elapsed - last
+                sample = {"second": int(elapsed - started) - 1, "span_s": round(span, 2)}
+                last = elapsed
+                for key, value in now.items():  # per second, whatever the span
+                    sample[key] = round((value - before.get(key, 0.0)) / span, 6)
                 sample["pending_orders"] = _scalar(
                     order_db, "SELECT COUNT(*) FROM orders WHERE status = 'PENDING'"
                 )
@@ -207,9 +212,9 @@ def hold(stack, url: str, request: dict, *, rate: float, seconds: float) -> dict
     seconds_to_drain(stack.databases["order"])
     with Sampler(stack, parts) as sampler, CpuPerOrder(parts) as cpu:
         result = openloop.run(url, rate=rate, seconds=seconds, **request)
-    answers = result.per_second(201)
+    samples = {sample["second"]: sample for sample in sampler.samples}
     timeline = [
-        {**answer, **sample} for answer, sample in zip(answers, sampler.samples, strict=False)
+        {**samples.get(answer["second"], {}), **answer} for answer in result.per_second(201)
     ]
     by_minute = minutes(timeline)
     summary = result.summary()
