@@ -7,7 +7,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.engine import make_url
@@ -91,6 +91,21 @@ def read_redis_address(url: str) -> RedisAddress:
 
 
 SENTINEL, CLUSTER = "redis+sentinel", "redis+cluster"
+
+
+def sentinel_primary(url: str, **options: Any) -> Any:
+    """A client of the primary a `redis+sentinel://` URL names, found through its Sentinels
+    (reads too: a replica could serve what was just invalidated); `options` for the pool."""
+    import redis.sentinel  # only where a Sentinel is configured
+
+    address = read_redis_address(url)
+    sentinel = redis.sentinel.Sentinel(
+        address.servers,
+        password=address.password,
+        db=int(address.path[1]) if len(address.path) > 1 else 0,
+        **options,
+    )
+    return sentinel.master_for(address.path[0])
 
 
 def env_redis_url(env: Mapping[str, str], name: str) -> str | None:

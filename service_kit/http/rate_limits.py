@@ -33,7 +33,6 @@ from functools import lru_cache
 from typing import Any
 
 import redis
-import redis.sentinel
 from limits.storage import MemoryStorage, RedisStorage, storage_from_string
 
 from service_kit import errors
@@ -42,7 +41,7 @@ from service_kit.config import (
     SENTINEL,
     ConfigError,
     RateLimitSettings,
-    read_redis_address,
+    sentinel_primary,
 )
 from service_kit.http import auth, edge
 from service_kit.http.caller import Caller
@@ -418,14 +417,7 @@ def open_storage(redis_url: str | None, namespace: str) -> Any:
     if scheme == CLUSTER:
         return storage_from_string(redis_url, key_prefix=prefix, **_SOCKET_TIMEOUTS)
     if scheme == SENTINEL:
-        address = read_redis_address(redis_url)
-        sentinel = redis.sentinel.Sentinel(
-            address.servers,
-            password=address.password,
-            db=int(address.path[1]) if len(address.path) > 1 else 0,
-            **_SOCKET_TIMEOUTS,
-        )
-        pool = sentinel.master_for(address.path[0]).connection_pool
+        pool = sentinel_primary(redis_url, **_SOCKET_TIMEOUTS).connection_pool
     else:
         pool = redis.BlockingConnectionPool.from_url(
             redis_url, max_connections=100, timeout=1.0, **_SOCKET_TIMEOUTS

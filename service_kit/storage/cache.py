@@ -24,11 +24,10 @@ from typing import IO, Any, TypeVar
 
 import redis
 import redis.cluster
-import redis.sentinel
 from flask_caching.backends import FileSystemCache, RedisCache
 
 from service_kit import exact_json
-from service_kit.config import CLUSTER, SENTINEL, read_redis_address
+from service_kit.config import CLUSTER, SENTINEL, read_redis_address, sentinel_primary
 
 _log = logging.getLogger(__name__)
 _PAUSE_AFTER_FAILURE_S = 3.0
@@ -57,15 +56,8 @@ def _redis_client(url: str, namespace: str) -> tuple[Any, str]:
     """A client of the Redis the URL names, and the key prefix of `namespace` there."""
     scheme = url.split("://", 1)[0]
     if scheme == SENTINEL:
-        address = read_redis_address(url)
-        sentinel = redis.sentinel.Sentinel(
-            address.servers,
-            password=address.password,
-            db=int(address.path[1]) if len(address.path) > 1 else 0,
-            max_connections=_MAX_CONNECTIONS,
-            **_SOCKET_TIMEOUTS,
-        )
-        return sentinel.master_for(address.path[0]), f"{namespace}:"
+        client = sentinel_primary(url, max_connections=_MAX_CONNECTIONS, **_SOCKET_TIMEOUTS)
+        return client, f"{namespace}:"
     if scheme == CLUSTER:
         address = read_redis_address(url)
         client = redis.cluster.RedisCluster(

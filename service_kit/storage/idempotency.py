@@ -62,23 +62,21 @@ def create_idempotency_table(op: Any) -> None:
 def compare_keys_exactly(op: Any) -> None:
     """For a service's migration: the key columns of a table made before they were compared
     byte for byte (nothing to do but on MariaDB/MySQL)."""
-    if op.get_bind().dialect.name not in ("mysql", "mariadb"):
-        return
-    op.execute(
-        "ALTER TABLE idempotency_keys"
-        " MODIFY scope VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,"
-        " MODIFY idempotencyKey VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"
-    )
+    _collate_keys(op, " COLLATE utf8mb4_bin")
 
 
 def compare_keys_loosely(op: Any) -> None:
     """The downgrade of `compare_keys_exactly`: the table's default collation again."""
+    _collate_keys(op, "")
+
+
+def _collate_keys(op: Any, collation: str) -> None:
     if op.get_bind().dialect.name not in ("mysql", "mariadb"):
         return
     op.execute(
         "ALTER TABLE idempotency_keys"
-        " MODIFY scope VARCHAR(255) CHARACTER SET utf8mb4 NOT NULL,"
-        " MODIFY idempotencyKey VARCHAR(128) CHARACTER SET utf8mb4 NOT NULL"
+        f" MODIFY scope VARCHAR(255) CHARACTER SET utf8mb4{collation} NOT NULL,"
+        f" MODIFY idempotencyKey VARCHAR(128) CHARACTER SET utf8mb4{collation} NOT NULL"
     )
 
 
