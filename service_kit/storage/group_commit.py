@@ -6,12 +6,12 @@ item waiting, commits them together, runs `after_commit`, then wakes their reque
 request still answers only once its own write is durable, but N requests cost one commit (one
 fsync) instead of N, and the per-statement work is shared too.
 
-Batches adapt to the load, as a database's leader/follower group commit does: while writes come
-more rarely than one per `interval_s` (a moving average of the time between them), each is
-committed at once, and a lone order waits for nothing but its own commit; when more come, or a
-batch held more than one, commits start at most every `interval_s`, so that a batch gathers more
-than what came in during the last commit: a commit's CPU is shared by more orders while the
-wait costs latency only under load (docs/performance.md)."""
+Batches adapt to the load, as a database's leader/follower group commit does: a write that
+finds no commit running is committed at once, and what comes in during a commit makes the next
+batch, so a lone order waits for nothing but its own commit. Only when writes come so often that
+an interval of `interval_s` would gather `SPACED_BATCH` of them or more (a moving average of the
+time between them) are commits started at most every `interval_s`: a commit's CPU is then shared
+by more orders, and the wait costs latency only under load (docs/performance.md)."""
 
 import logging
 import os
@@ -27,6 +27,9 @@ from service_kit.telemetry import metrics, tracing
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 _log = logging.getLogger(__name__)
+# Commits are spaced only once an interval would gather this many writes: below that, the wait
+# would cost every order latency for little CPU.
+SPACED_BATCH = 4
 
 
 class _Pending(Generic[Item, Result]):
@@ -57,7 +60,7 @@ class GroupCommit(Generic[Item, Result]):
         self._durations = metrics.group_commit_duration.labels(name)
         self._interval_s = interval_s
         self._last_started = 0.0  # perf_counter() when the last commit started
-        self._last_size = 0  # of the last batch: more than one means writes overlap
+        self._last_size = 0  # of the last batch
         # Seconds between writes, a moving average over batches (of the gaps, not of their
         # inverses: a rate averaged per batch is dominated by the shortest gaps).
         self._gap = float("inf")
@@ -116,7 +119,7 @@ class GroupCommit(Generic[Item, Result]):
         if self._last_size:
             gap = (now - self._last_started) / self._last_size
             self._gap = gap if self._gap == float("inf") else self._gap + 0.2 * (gap - self._gap)
-        if self._last_size > 1 or self._gap < self._interval_s:
+        if self._gap * SPACED_BATCH < self._interval_s:
             # Under load: space the commits to gather bigger batches.
             wait = self._last_started + self._interval_s - now
             if wait > 0:
