@@ -146,7 +146,7 @@ class Connection:
                 return False
             state.update(status="500 Internal Server Error", headers=[], keep_alive=False)
             self._problem(500, "The request failed", state, environ.get("HTTP_X_REQUEST_ID"))
-        if self.worker.cfg.accesslog:
+        if self.worker.access_log:
             took = datetime.timedelta(seconds=time.monotonic() - started)
             response = _Response(state["status"], state["headers"], state.get("length", 0))
             headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers]
@@ -336,6 +336,8 @@ class Worker(GeventWorker):
         from service_kit.http.app import MAX_BODY_BYTES
 
         self.max_body = MAX_BODY_BYTES
+        # Read once: gunicorn's settings are looked up by name on every access.
+        self.access_log = bool(self.cfg.accesslog)
         self.watch = ConnectionWatch(self.connection_limits)
         self.base_environ = base_environ(self.cfg) | {
             "wsgi.multithread": True,

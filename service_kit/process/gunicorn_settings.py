@@ -1,7 +1,6 @@
 """gunicorn settings both services share; each `<service>/gunicorn.conf.py` feeds it its port
 and worker count, read (and checked) from the environment before any worker starts."""
 
-import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from gunicorn.glogging import Logger
 
 from service_kit.config import ConnectionLimits
 from service_kit.logs import logging_config
+from service_kit.process import memory
 from service_kit.process.files import run_dir
 
 
@@ -43,13 +43,10 @@ def escaped(text: str) -> str:
     return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode() for c in text)
 
 
-def settle_garbage_collector(_worker: Any = None) -> None:
-    """gunicorn's post_worker_init hook: once the app is loaded, its objects (the parsed specs,
-    compiled validators, SQLAlchemy metadata...) are moved out of the collector's sight, and
-    young collections run less often. Full collections had scanned all of them again and
-    again, stalling a worker's requests (POST /orders' p99 with it: docs/performance.md)."""
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 100)
+def prepare_worker(_worker: Any = None) -> None:
+    """gunicorn's post_worker_init hook: once the app is loaded, the worker's collector is
+    settled, and its pauses timed."""
+    memory.settle_garbage_collector()
     from service_kit.telemetry import metrics  # in the worker: its multiprocess folder is set
 
     metrics.time_gc_pauses()
@@ -129,7 +126,7 @@ def web_settings(
         "keepalive": limits.idle_timeout_s,
         "logconfig_dict": logging_config(log_level, log_format),
         "logger_class": "service_kit.process.gunicorn_settings.ServiceLogger",
-        "post_worker_init": settle_garbage_collector,
+        "post_worker_init": prepare_worker,
         "accesslog": "-" if access_log else None,
         "access_log_format": '%(h)s "%(r)s" %(s)s %(b)sB %(M)sms',
     }

@@ -17,6 +17,7 @@ from service_kit.config import ServiceConfig
 from service_kit.messaging.broker import Broker
 from service_kit.messaging.consumer import consume
 from service_kit.messaging.events import Event
+from service_kit.process import memory
 from service_kit.process.files import run_dir
 from service_kit.storage.db import exit_unless_reachable
 from service_kit.telemetry import metrics, tracing
@@ -75,6 +76,7 @@ def run_tasks(name: str, tasks: Mapping[str, Task], *, nice: int = 0) -> None:
 
     signal.signal(signal.SIGTERM, record_signal)
     signal.signal(signal.SIGINT, record_signal)
+    memory.settle_garbage_collector()  # what the tasks are built with stays for the process
     threads = [
         threading.Thread(target=_run, args=(task_name, task, stop), name=task_name)
         for task_name, task in tasks.items()
