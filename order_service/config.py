@@ -11,7 +11,7 @@ from service_kit.config import ServiceConfig, env_int, load_service_config
 class OrderConfig(ServiceConfig):
     price_fresh_s: float  # ORDER_PRICE_FRESH_MS: a known price is used without asking again
     price_stale_s: float  # ORDER_PRICE_STALE_S: after that, served while one refresh runs
-    # ORDER_GROUP_COMMIT_INTERVAL_MS: while writes overlap, commits start at most this often
+    # ORDER_GROUP_COMMIT_INTERVAL_MS: under load, commits start at most this often
     group_commit_interval_s: float
 
 
