@@ -151,7 +151,12 @@ def test_ports_probes_and_services_agree(objects):
         port = int(config["data"][f"{service.upper()}_PORT"])
         deployment = of_kind(objects, "Deployment")[f"{service}-service"]
         (app,) = deployment["spec"]["template"]["spec"]["containers"]
-        assert app["ports"] == [{"name": "http", "containerPort": port}]
+        metrics_port = int(config["data"][f"{service.upper()}_METRICS_PORT"])
+        assert metrics_port not in (port, port + 1)
+        assert app["ports"] == [
+            {"name": "http", "containerPort": port},
+            {"name": "metrics", "containerPort": metrics_port},
+        ]
         assert services[f"{service}-service"]["spec"]["ports"][0]["port"] == port
         assert config["data"][f"{service.upper()}_SERVICE_URL"] == (
             f"http://{service}-service:{port}"
@@ -159,6 +164,48 @@ def test_ports_probes_and_services_agree(objects):
         worker = of_kind(objects, "Deployment")[f"{service}-worker"]
         (app,) = worker["spec"]["template"]["spec"]["containers"]
         assert app["ports"] == [{"name": "metrics", "containerPort": port + 1}]  # port + 1
+
+
+def test_metrics_are_scraped_on_their_own_ports_from_monitoring_only(objects):
+    """Each web service serves its metrics on <S>_METRICS_PORT (so its API port answers 404 at
+    /metrics), every process's pods tell Prometheus's discovery where, and only the namespace
+    `monitoring` reaches those ports."""
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and "DEPLOYMENT" in o["data"])
+    deployments = of_kind(objects, "Deployment")
+    metrics_ports = set()
+    for process in PROCESSES:
+        service = process.split("-")[0].upper()
+        variable = "METRICS_PORT" if process.endswith("-service") else "WORKER_METRICS_PORT"
+        port = int(config["data"].get(f"{service}_{variable}", 0)) or (
+            int(config["data"][f"{service}_PORT"]) + 1  # the worker's default
+        )
+        template = deployments[process]["spec"]["template"]
+        (app,) = template["spec"]["containers"]
+        assert {"name": "metrics", "containerPort": port} in app["ports"], process
+        assert template["metadata"]["annotations"] == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(port),
+            "prometheus.io/path": "/metrics",
+        }, process
+        metrics_ports.add(port)
+    policies = of_kind(objects, "NetworkPolicy")
+    public = {p["port"] for p in policies["public-apis"]["spec"]["ingress"][0]["ports"]}
+    assert not public & metrics_ports
+    (rule,) = policies["metrics-from-monitoring"]["spec"]["ingress"]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    assert {p["port"] for p in rule["ports"]} == metrics_ports
+    # the policy selects every pod that serves them
+    (selector,) = policies["metrics-from-monitoring"]["spec"]["podSelector"]["matchExpressions"]
+    for process in PROCESSES:
+        labels = deployments[process]["spec"]["template"]["metadata"]["labels"]
+        assert labels[selector["key"]] in selector["values"], process
+    # and only those pods hold a port the policy opens to monitoring: no other ingress to them
+    for name, policy in policies.items():
+        if name != "metrics-from-monitoring":
+            for ingress in policy["spec"].get("ingress", []):
+                assert not {p["port"] for p in ingress.get("ports", [])} & metrics_ports, name
 
 
 def test_termination_outlasts_the_drain(objects):
