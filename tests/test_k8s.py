@@ -3,17 +3,24 @@ accept, and that agree with the code: commands name real modules, every variable
 configuration reads, probes and ports are the processes' own, every pod is locked down, and the
 network policies open the paths the architecture draws and no other."""
 
+import base64
 import importlib.util
+import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
+from devstack.service_users import mysql_grants
+from service_kit.messaging.broker_definitions import definitions
 from service_kit.process.files import RUN_DIR
 from service_kit.process.gunicorn_settings import web_settings
 from service_kit.process.worker import HEALTHY_WITHIN_S, heartbeat_file
@@ -332,3 +339,77 @@ def test_egress_to_the_servers_goes_to_configured_networks_only(objects):
         assert "ipBlock" not in peer or peer["ipBlock"]["cidr"] != "0.0.0.0/0", peer
     for policy in of_kind(objects, "NetworkPolicy").values():
         assert "0.0.0.0/0" not in str(policy), policy["metadata"]["name"]
+
+
+def _redis_users(command: list[str]) -> dict[str, list[str]]:
+    """The `--user` rules of a redis-server command line (a `sh -c` script or a list)."""
+    words = shlex.split(command[-1]) if command[:2] == ["sh", "-c"] else command
+    users: dict[str, list[str]] = {}
+    for index, word in enumerate(words):
+        if word == "--user":
+            rules = []
+            for rule in words[index + 2 :]:
+                if rule.startswith("--"):
+                    break
+                rules.append(">password" if rule.startswith(">") else rule)
+            users[words[index + 1]] = rules
+    return users
+
+
+def test_the_dev_overlay_gives_each_service_its_own_users(tmp_path):
+    """As compose does: each service reaches MariaDB, Redis and RabbitMQ as its own user, with
+    the grants of infra/mysql/init.sh, the Redis rules of the compose file and the broker
+    definitions of infra/rabbitmq; no service holds an administrative password."""
+    objects = render("dev", tmp_path)
+    secrets = of_kind(objects, "Secret")
+    config_maps = of_kind(objects, "ConfigMap")
+    pods = pod_specs(objects)
+    infrastructure = next(s for n, s in secrets.items() if n.startswith("infrastructure-"))
+    admin = base64.b64decode(infrastructure["data"]["MYSQL_ROOT_PASSWORD"]).decode()
+    for service, database in (("product", "products"), ("order", "orders")):
+        prefix, user = service.upper(), f"{service}-service"
+        (credentials,) = [s for n, s in secrets.items() if n.startswith(f"{user}-credentials")]
+        urls = {k: base64.b64decode(v).decode() for k, v in credentials["data"].items()}
+        db = make_url(urls[f"{prefix}_DATABASE_URL"])
+        assert (db.username, db.host, db.database) == (user, "mariadb", database)
+        assert admin not in urls[f"{prefix}_DATABASE_URL"]
+        for kind, scheme in (("REDIS", "redis"), ("BROKER", "amqp")):
+            parts = urlsplit(urls[f"{prefix}_{kind}_URL"])
+            assert (parts.scheme, parts.username) == (scheme, user), kind
+            password = base64.b64decode(infrastructure["data"][f"{prefix}_{kind}_PASSWORD"])
+            assert parts.password == password.decode(), kind
+    # MariaDB: infra/mysql/init.sh's users and grants, their passwords from the Secret.
+    (script,) = next(c for n, c in config_maps.items() if n.startswith("mariadb-init"))[
+        "data"
+    ].values()
+    grants = re.findall(r"^GRANT (.+) ON (\w+)\.\* TO '([\w-]+)'@'%';$", script, re.MULTILINE)
+    assert {user: (rights, db) for rights, db, user in grants} == mysql_grants()
+    (mariadb,) = pods["mariadb"]["containers"]
+    passwords = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in mariadb["env"]}
+    for user in ("PRODUCT", "ORDER"):
+        assert passwords[f"{user}_DB_PASSWORD"] == f"{user}_DB_PASSWORD"
+        assert f"IDENTIFIED BY '${{{user}_DB_PASSWORD}}'" in script
+    # Redis: the compose file's users and rules, the default user off.
+    (redis,) = pods["redis"]["containers"]
+    assert _redis_users(redis["command"]) == _redis_users(redis_rules_command())
+    assert "--requirepass" not in " ".join(redis["command"])
+    # RabbitMQ: infra/rabbitmq's configuration, definitions and password script, no default
+    # (administrative) user.
+    rabbitmq_files = next(c for n, c in config_maps.items() if n.startswith("rabbitmq"))["data"]
+    assert json.loads(rabbitmq_files["definitions.json"]) == definitions()
+    for name in ("rabbitmq.conf", "start.sh"):
+        assert rabbitmq_files[name] == (ROOT / "infra/rabbitmq" / name).read_text(), name
+    (rabbitmq,) = pods["rabbitmq"]["containers"]
+    assert rabbitmq["command"] == ["/etc/rabbitmq/start.sh"]
+    env = {e["name"] for e in rabbitmq["env"]}
+    assert env == {"PRODUCT_BROKER_PASSWORD", "ORDER_BROKER_PASSWORD"}
+    mounts = {m["mountPath"]: m.get("subPath") for m in rabbitmq["volumeMounts"]}
+    assert mounts["/etc/rabbitmq/definitions.json"] == "definitions.json"
+    conf = rabbitmq_files["rabbitmq.conf"]
+    assert "definitions.local.path = /etc/rabbitmq/definitions.json" in conf
+
+
+def redis_rules_command() -> list[str]:
+    """The compose file's redis-server command."""
+    compose = yaml.safe_load((ROOT / "infra/docker-compose.yml").read_text())
+    return compose["services"]["redis"]["command"]
