@@ -47,8 +47,8 @@ def declare_topology(channel: Channel, owner: str | None = None) -> Channel:
     broker user may declare its own queues only: where the broker refuses an exchange (the
     definitions declared it, infra/rabbitmq), it is only checked to exist (a passive declaration
     needs no permission), and a queue an earlier release declared with other arguments is kept
-    as it is (docs/architecture.md, "Messaging"). A refusal closes its channel: the channel to
-    go on with is returned."""
+    as it is (docs/architecture.md, "Queues of an earlier release"). A refusal closes its
+    channel: the channel to go on with is returned."""
     channel = _exchange(channel, events.EXCHANGE, "topic")
     for exchange in events.dead_letter_exchanges(owner):
         channel = _exchange(channel, exchange, "direct")
