@@ -97,6 +97,7 @@ debian-tools:  ## install Chromium, Prometheus, kubectl for the tests (as root)
 # fails when they differ from a fresh generation) and RabbitMQ's definitions (tests/test_infra.py).
 generate: $(INSTALLED)  ## regenerate the inter-service clients and RabbitMQ's definitions
 	$(BIN)/python -m service_kit.messaging.broker_definitions > infra/rabbitmq/definitions.json
+	cp infra/rabbitmq/definitions.json infra/k8s/overlays/dev/rabbitmq-definitions.json
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/openapi-python-client generate --meta none \
 		--path openapi/product.yaml --output-path order_service/generated_product_client \
 		--config openapi/client-generator.yaml --overwrite --fail-on-warning

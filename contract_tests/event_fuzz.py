@@ -350,8 +350,7 @@ def run(stack: Stack, examples: int, seed: int, *, within_s: float = 120) -> Rep
     threads = _start_consumers(stack, stop)
     connection = pika.BlockingConnection(pika.URLParameters(stack.broker_url))
     try:
-        channel = connection.channel()
-        declare_topology(channel)  # every queue, before anything is sent
+        channel = declare_topology(connection.channel())  # every queue, before anything is sent
         channel.confirm_delivery()
         for queue in HANDLERS:  # what earlier runs left there is not this run's
             _drain(channel, events.dead_letter_queue(queue))

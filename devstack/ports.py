@@ -1,8 +1,9 @@
 """`make run`'s check before it starts anything: every port it is about to listen on (both web
-services', both workers' metrics) is free. The web services' sockets use SO_REUSEPORT (one per
-gunicorn worker, for the kernel to spread connections), so a second `make run` would otherwise
-share the first one's ports and split its traffic between two versions of the code; the bind
-test here leaves SO_REUSEPORT out, and any listener on the port makes it fail.
+services', their metrics ports if set, both workers' metrics) is free. The web services'
+sockets use SO_REUSEPORT (one per gunicorn worker, for the kernel to spread connections), so a
+second `make run` would otherwise share the first one's ports and split its traffic between
+two versions of the code; the bind test here leaves SO_REUSEPORT out, and any listener on the
+port makes it fail.
 
     python -m devstack.ports    # exit status 1 and one line per port taken
 """
@@ -33,6 +34,14 @@ def needed_ports(env: Mapping[str, str]) -> list[Needed]:
     for service, load in (("product", product_config), ("order", order_config)):
         config, prefix = load(env), service.upper()
         needed.append(Needed(f"{service}-service ({prefix}_PORT)", config.host, config.port))
+        if config.metrics_port:
+            needed.append(
+                Needed(
+                    f"{service}-service's metrics ({prefix}_METRICS_PORT)",
+                    config.host,
+                    config.metrics_port,
+                )
+            )
         if config.worker_metrics_port:
             needed.append(
                 Needed(
@@ -110,7 +119,7 @@ def main() -> None:
     if found:
         print(
             "make run: nothing started; stop what holds the port or choose other ports "
-            "(PRODUCT_PORT, ORDER_PORT, <S>_WORKER_METRICS_PORT)",
+            "(PRODUCT_PORT, ORDER_PORT, <S>_METRICS_PORT, <S>_WORKER_METRICS_PORT)",
             file=sys.stderr,
         )
         raise SystemExit(1)

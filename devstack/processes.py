@@ -117,11 +117,19 @@ def _start(name: str, env: dict[str, str], log: Path, *, mode: str) -> subproces
 
 @contextmanager
 def running_stack(
-    service_env: dict[str, str], log_dir: Path, *, validate_responses: bool = True
+    service_env: dict[str, str],
+    log_dir: Path,
+    *,
+    validate_responses: bool = True,
+    metrics_ports: bool = False,
 ) -> Iterator[RunningStack]:
     """Both web services and both workers, as `make run` starts them (tests also check every
-    response against the spec; benchmarks do not)."""
-    ports = {name: free_port() for name in ("product", "order", "product-worker", "order-worker")}
+    response against the spec; benchmarks do not). `metrics_ports`: each web service's
+    metrics on a port of its own (<S>_METRICS_PORT), as Kubernetes runs them."""
+    names = ["product", "order", "product-worker", "order-worker"]
+    if metrics_ports:
+        names += ["product-metrics", "order-metrics"]
+    ports = {name: free_port() for name in names}
     if "AUTH_JWKS_FILE" not in service_env:  # the stack's own signing key, not var/'s
         write_signing_key(log_dir / "jwks.json")
         service_env = {**service_env, "AUTH_JWKS_FILE": str(log_dir / "jwks.json")}
@@ -135,6 +143,9 @@ def running_stack(
         "PRODUCT_VALIDATE_RESPONSES": "1" if validate_responses else "0",
         "ORDER_VALIDATE_RESPONSES": "1" if validate_responses else "0",
     }
+    if metrics_ports:
+        env["PRODUCT_METRICS_PORT"] = str(ports.pop("product-metrics"))
+        env["ORDER_METRICS_PORT"] = str(ports.pop("order-metrics"))
     processes, logs = {}, {}
     try:
         for name in _commands():
@@ -144,6 +155,9 @@ def running_stack(
         for service in ("product", "order"):
             wait_until_answering(f"{urls[service]}/ready", 30, processes[service])
         metrics_urls = {name: f"{url}/metrics" for name, url in urls.items()}
+        for service in ("product", "order") if metrics_ports else ():
+            port = env[f"{service.upper()}_METRICS_PORT"]
+            metrics_urls[service] = f"http://127.0.0.1:{port}/metrics"
         yield RunningStack(
             urls["product"], urls["order"], logs, processes, service_env, metrics_urls, env
         )

@@ -1,6 +1,6 @@
 """The whole stack as `make run` starts it, on this machine's MariaDB (throw-away databases),
-Redis (database 15) and RabbitMQ (a throw-away virtual host), with production settings: the
-stack `make bench` and `make locust-stack` measure."""
+Redis (database 15) and RabbitMQ (a throw-away virtual host), with production settings (the
+web metrics on ports of their own): the stack `make bench` and `make locust-stack` measure."""
 
 import tempfile
 from collections.abc import Iterator
@@ -29,5 +29,9 @@ def real_stack() -> Iterator[RealStack]:
         broker = stack.enter_context(throwaway.rabbitmq_vhost())
         env = throwaway.embedded_env(folder, databases)
         env.update(REDIS_URL=throwaway.redis_database(), BROKER_URL=broker, **ACCESS_LOG)
-        services = stack.enter_context(running_stack(env, folder, validate_responses=False))
+        # Metrics on their own ports, as Kubernetes serves them: a scrape (make soak's, every
+        # second) is the master's work, not a web worker's.
+        services = stack.enter_context(
+            running_stack(env, folder, validate_responses=False, metrics_ports=True)
+        )
         yield RealStack(services, databases)

@@ -48,19 +48,18 @@ def main(path: str, k8s_dev: bool = False) -> None:
 
 
 def write_k8s_dev_credentials(folder: Path, passwords: dict[str, str]) -> None:
-    """<service>-service.env: its URLs of infra/k8s/overlays/dev/infrastructure.yaml's servers
-    (their administrative users: dev only)."""
-    root, redis, broker = (
-        passwords[name]
-        for name in ("MYSQL_ROOT_PASSWORD", "PRODUCT_REDIS_PASSWORD", "PRODUCT_BROKER_PASSWORD")
-    )
+    """<service>-service.env: its URLs of infra/k8s/overlays/dev/infrastructure.yaml's servers,
+    as its own user on each (the servers create them from the same passwords)."""
     for service, database in (("product", "products"), ("order", "orders")):
-        prefix = service.upper()
+        prefix, user = service.upper(), f"{service}-service"
+        db, redis, broker = (
+            passwords[f"{prefix}_{kind}_PASSWORD"] for kind in ("DB", "REDIS", "BROKER")
+        )
         write_private(
             folder / f"{service}-service.env",
-            f"{prefix}_DATABASE_URL=mysql+pymysql://root:{root}@mariadb:3306/{database}\n"
-            f"{prefix}_REDIS_URL=redis://:{redis}@redis:6379/0\n"
-            f"{prefix}_BROKER_URL=amqp://order-product:{broker}@rabbitmq:5672/%2F\n",
+            f"{prefix}_DATABASE_URL=mysql+pymysql://{user}:{db}@mariadb:3306/{database}\n"
+            f"{prefix}_REDIS_URL=redis://{user}:{redis}@redis:6379/0\n"
+            f"{prefix}_BROKER_URL=amqp://{user}:{broker}@rabbitmq:5672/%2F\n",
         )
 
 

@@ -13,7 +13,14 @@ FAST_OPERATIONS = ("create_order", "get_order")
 
 
 class OrderApi:
-    def __init__(self, orders: OrderService, readiness: health_checks.Readiness) -> None:
+    def __init__(
+        self,
+        orders: OrderService,
+        readiness: health_checks.Readiness,
+        *,
+        metrics_on_api_port: bool = True,
+    ) -> None:
+        self._metrics_on_api_port = metrics_on_api_port  # False: <S>_METRICS_PORT serves them
         self._orders = orders
         self._readiness = readiness
 
@@ -50,4 +57,4 @@ class OrderApi:
         return self._readiness.answer()
 
     def metrics(self) -> Answer:
-        return health_checks.metrics()
+        return health_checks.metrics(on_api_port=self._metrics_on_api_port)

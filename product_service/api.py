@@ -15,7 +15,14 @@ FAST_OPERATIONS = ("get_product",)
 
 
 class ProductApi:
-    def __init__(self, products: ProductService, readiness: health_checks.Readiness) -> None:
+    def __init__(
+        self,
+        products: ProductService,
+        readiness: health_checks.Readiness,
+        *,
+        metrics_on_api_port: bool = True,
+    ) -> None:
+        self._metrics_on_api_port = metrics_on_api_port  # False: <S>_METRICS_PORT serves them
         self._products = products
         self._readiness = readiness
 
@@ -78,7 +85,7 @@ class ProductApi:
         return self._readiness.answer()
 
     def metrics(self) -> Answer:
-        return health_checks.metrics()
+        return health_checks.metrics(on_api_port=self._metrics_on_api_port)
 
 
 def _tagged(product: dict[str, Any]) -> Answer:

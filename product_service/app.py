@@ -25,7 +25,11 @@ def create_app(
     return create_service_app(
         import_name=__name__,
         spec_file="product.yaml",
-        handlers=ProductApi(service, infrastructure.readiness()),
+        handlers=ProductApi(
+            service,
+            infrastructure.readiness(),
+            metrics_on_api_port=config.metrics_port == 0,
+        ),
         auth_settings=config.auth,
         rate_limit_settings=config.rate_limits,
         fast_operations=FAST_OPERATIONS if fast_path else (),

@@ -18,5 +18,6 @@ globals().update(
         log_format=_config.log_format,
         access_log=_config.access_log,
         limits=_config.connection_limits,
+        metrics_port=_config.metrics_port,
     )
 )

@@ -261,6 +261,9 @@ class ServiceConfig:
     log_level: str  # LOG_LEVEL
     log_format: str  # LOG_FORMAT: text (a terminal's) or json (a line of JSON per record)
     worker_metrics_port: int  # <S>_WORKER_METRICS_PORT: the worker's /metrics; 0: none
+    # <S>_METRICS_PORT: the web workers' /metrics on a port of its own (gunicorn's master serves
+    # it), and no longer on the API port; 0: on the API port
+    metrics_port: int
     validate_responses: bool  # <S>_VALIDATE_RESPONSES=1: check every response against the spec
     access_log: bool  # <S>_ACCESS_LOG=0: no line per request (a share of a web worker's CPU)
     connection_limits: ConnectionLimits
@@ -320,6 +323,7 @@ def load_service_config(
         worker_metrics_port=env_int(
             env, f"{prefix}_WORKER_METRICS_PORT", min(port + 1, 65535), minimum=0, maximum=65535
         ),
+        metrics_port=_metrics_port(env, prefix, port),
         validate_responses=env_int(env, f"{prefix}_VALIDATE_RESPONSES", 0, minimum=0, maximum=1)
         == 1,
         access_log=env_int(env, f"{prefix}_ACCESS_LOG", 1, minimum=0, maximum=1) == 1,
@@ -366,6 +370,17 @@ def _refuse_single_host_parts(config: ServiceConfig, prefix: str) -> None:
             f"DEPLOYMENT=multi-host needs an amqp:// {prefix}_BROKER_URL or BROKER_URL: the "
             "SQLite event spool is seen by one host only"
         )
+
+
+def _metrics_port(env: Mapping[str, str], prefix: str, port: int) -> int:
+    name = f"{prefix}_METRICS_PORT"
+    metrics_port = env_int(env, name, 0, minimum=0, maximum=65535)
+    worker_name = f"{prefix}_WORKER_METRICS_PORT"
+    worker_port = env_int(env, worker_name, min(port + 1, 65535), minimum=0, maximum=65535)
+    for other, taken in ((f"{prefix}_PORT", port), (worker_name, worker_port)):
+        if metrics_port and metrics_port == taken:
+            raise ConfigError(f"{name}={metrics_port} is {other} too: give it a port of its own")
+    return metrics_port
 
 
 def _own_or_shared(env: Mapping[str, str], own: str, shared: str) -> str:

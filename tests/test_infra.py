@@ -73,8 +73,14 @@ def test_prometheus_scrapes_every_process_where_it_serves_its_metrics():
         job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]]
         for job in scrape["scrape_configs"]
     }
-    for service, config in (("product", product_config({})), ("order", order_config({}))):
-        assert targets[f"{service}-service"] == [f"{service}-service:{config.port}"]
+    for service, load in (("product", product_config), ("order", order_config)):
+        web_env = SERVICES[f"{service}-service"]["environment"]
+        config = load({k: v for k, v in web_env.items() if k.endswith("_PORT")})
+        # The web service's metrics on a port of their own, which only the compose network
+        # reaches (its API port answers 404 at /metrics)
+        assert config.metrics_port and config.metrics_port != config.port
+        assert targets[f"{service}-service"] == [f"{service}-service:{config.metrics_port}"]
+        assert f"{config.metrics_port}:" not in str(SERVICES[f"{service}-service"]["ports"])
         assert targets[f"{service}-worker"] == [f"{service}-worker:{config.worker_metrics_port}"]
         worker_env = SERVICES[f"{service}-worker"]["environment"]
         assert worker_env[f"{service.upper()}_HOST"] == "0.0.0.0"  # reachable by Prometheus

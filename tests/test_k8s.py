@@ -3,17 +3,24 @@ accept, and that agree with the code: commands name real modules, every variable
 configuration reads, probes and ports are the processes' own, every pod is locked down, and the
 network policies open the paths the architecture draws and no other."""
 
+import base64
 import importlib.util
+import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
+from devstack.service_users import mysql_grants
+from service_kit.messaging.broker_definitions import definitions
 from service_kit.process.files import RUN_DIR
 from service_kit.process.gunicorn_settings import web_settings
 from service_kit.process.worker import HEALTHY_WITHIN_S, heartbeat_file
@@ -151,7 +158,12 @@ def test_ports_probes_and_services_agree(objects):
         port = int(config["data"][f"{service.upper()}_PORT"])
         deployment = of_kind(objects, "Deployment")[f"{service}-service"]
         (app,) = deployment["spec"]["template"]["spec"]["containers"]
-        assert app["ports"] == [{"name": "http", "containerPort": port}]
+        metrics_port = int(config["data"][f"{service.upper()}_METRICS_PORT"])
+        assert metrics_port not in (port, port + 1)
+        assert app["ports"] == [
+            {"name": "http", "containerPort": port},
+            {"name": "metrics", "containerPort": metrics_port},
+        ]
         assert services[f"{service}-service"]["spec"]["ports"][0]["port"] == port
         assert config["data"][f"{service.upper()}_SERVICE_URL"] == (
             f"http://{service}-service:{port}"
@@ -159,6 +171,48 @@ def test_ports_probes_and_services_agree(objects):
         worker = of_kind(objects, "Deployment")[f"{service}-worker"]
         (app,) = worker["spec"]["template"]["spec"]["containers"]
         assert app["ports"] == [{"name": "metrics", "containerPort": port + 1}]  # port + 1
+
+
+def test_metrics_are_scraped_on_their_own_ports_from_monitoring_only(objects):
+    """Each web service serves its metrics on <S>_METRICS_PORT (so its API port answers 404 at
+    /metrics), every process's pods tell Prometheus's discovery where, and only the namespace
+    `monitoring` reaches those ports."""
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and "DEPLOYMENT" in o["data"])
+    deployments = of_kind(objects, "Deployment")
+    metrics_ports = set()
+    for process in PROCESSES:
+        service = process.split("-")[0].upper()
+        variable = "METRICS_PORT" if process.endswith("-service") else "WORKER_METRICS_PORT"
+        port = int(config["data"].get(f"{service}_{variable}", 0)) or (
+            int(config["data"][f"{service}_PORT"]) + 1  # the worker's default
+        )
+        template = deployments[process]["spec"]["template"]
+        (app,) = template["spec"]["containers"]
+        assert {"name": "metrics", "containerPort": port} in app["ports"], process
+        assert template["metadata"]["annotations"] == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(port),
+            "prometheus.io/path": "/metrics",
+        }, process
+        metrics_ports.add(port)
+    policies = of_kind(objects, "NetworkPolicy")
+    public = {p["port"] for p in policies["public-apis"]["spec"]["ingress"][0]["ports"]}
+    assert not public & metrics_ports
+    (rule,) = policies["metrics-from-monitoring"]["spec"]["ingress"]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    assert {p["port"] for p in rule["ports"]} == metrics_ports
+    # the policy selects every pod that serves them
+    (selector,) = policies["metrics-from-monitoring"]["spec"]["podSelector"]["matchExpressions"]
+    for process in PROCESSES:
+        labels = deployments[process]["spec"]["template"]["metadata"]["labels"]
+        assert labels[selector["key"]] in selector["values"], process
+    # and only those pods hold a port the policy opens to monitoring: no other ingress to them
+    for name, policy in policies.items():
+        if name != "metrics-from-monitoring":
+            for ingress in policy["spec"].get("ingress", []):
+                assert not {p["port"] for p in ingress.get("ports", [])} & metrics_ports, name
 
 
 def test_termination_outlasts_the_drain(objects):
@@ -285,3 +339,77 @@ def test_egress_to_the_servers_goes_to_configured_networks_only(objects):
         assert "ipBlock" not in peer or peer["ipBlock"]["cidr"] != "0.0.0.0/0", peer
     for policy in of_kind(objects, "NetworkPolicy").values():
         assert "0.0.0.0/0" not in str(policy), policy["metadata"]["name"]
+
+
+def _redis_users(command: list[str]) -> dict[str, list[str]]:
+    """The `--user` rules of a redis-server command line (a `sh -c` script or a list)."""
+    words = shlex.split(command[-1]) if command[:2] == ["sh", "-c"] else command
+    users: dict[str, list[str]] = {}
+    for index, word in enumerate(words):
+        if word == "--user":
+            rules = []
+            for rule in words[index + 2 :]:
+                if rule.startswith("--"):
+                    break
+                rules.append(">password" if rule.startswith(">") else rule)
+            users[words[index + 1]] = rules
+    return users
+
+
+def test_the_dev_overlay_gives_each_service_its_own_users(tmp_path):
+    """As compose does: each service reaches MariaDB, Redis and RabbitMQ as its own user, with
+    the grants of infra/mysql/init.sh, the Redis rules of the compose file and the broker
+    definitions of infra/rabbitmq; no service holds an administrative password."""
+    objects = render("dev", tmp_path)
+    secrets = of_kind(objects, "Secret")
+    config_maps = of_kind(objects, "ConfigMap")
+    pods = pod_specs(objects)
+    infrastructure = next(s for n, s in secrets.items() if n.startswith("infrastructure-"))
+    admin = base64.b64decode(infrastructure["data"]["MYSQL_ROOT_PASSWORD"]).decode()
+    for service, database in (("product", "products"), ("order", "orders")):
+        prefix, user = service.upper(), f"{service}-service"
+        (credentials,) = [s for n, s in secrets.items() if n.startswith(f"{user}-credentials")]
+        urls = {k: base64.b64decode(v).decode() for k, v in credentials["data"].items()}
+        db = make_url(urls[f"{prefix}_DATABASE_URL"])
+        assert (db.username, db.host, db.database) == (user, "mariadb", database)
+        assert admin not in urls[f"{prefix}_DATABASE_URL"]
+        for kind, scheme in (("REDIS", "redis"), ("BROKER", "amqp")):
+            parts = urlsplit(urls[f"{prefix}_{kind}_URL"])
+            assert (parts.scheme, parts.username) == (scheme, user), kind
+            password = base64.b64decode(infrastructure["data"][f"{prefix}_{kind}_PASSWORD"])
+            assert parts.password == password.decode(), kind
+    # MariaDB: infra/mysql/init.sh's users and grants, their passwords from the Secret.
+    (script,) = next(c for n, c in config_maps.items() if n.startswith("mariadb-init"))[
+        "data"
+    ].values()
+    grants = re.findall(r"^GRANT (.+) ON (\w+)\.\* TO '([\w-]+)'@'%';$", script, re.MULTILINE)
+    assert {user: (rights, db) for rights, db, user in grants} == mysql_grants()
+    (mariadb,) = pods["mariadb"]["containers"]
+    passwords = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in mariadb["env"]}
+    for user in ("PRODUCT", "ORDER"):
+        assert passwords[f"{user}_DB_PASSWORD"] == f"{user}_DB_PASSWORD"
+        assert f"IDENTIFIED BY '${{{user}_DB_PASSWORD}}'" in script
+    # Redis: the compose file's users and rules, the default user off.
+    (redis,) = pods["redis"]["containers"]
+    assert _redis_users(redis["command"]) == _redis_users(redis_rules_command())
+    assert "--requirepass" not in " ".join(redis["command"])
+    # RabbitMQ: infra/rabbitmq's configuration, definitions and password script, no default
+    # (administrative) user.
+    rabbitmq_files = next(c for n, c in config_maps.items() if n.startswith("rabbitmq"))["data"]
+    assert json.loads(rabbitmq_files["definitions.json"]) == definitions()
+    for name in ("rabbitmq.conf", "start.sh"):
+        assert rabbitmq_files[name] == (ROOT / "infra/rabbitmq" / name).read_text(), name
+    (rabbitmq,) = pods["rabbitmq"]["containers"]
+    assert rabbitmq["command"] == ["/etc/rabbitmq/start.sh"]
+    env = {e["name"] for e in rabbitmq["env"]}
+    assert env == {"PRODUCT_BROKER_PASSWORD", "ORDER_BROKER_PASSWORD"}
+    mounts = {m["mountPath"]: m.get("subPath") for m in rabbitmq["volumeMounts"]}
+    assert mounts["/etc/rabbitmq/definitions.json"] == "definitions.json"
+    conf = rabbitmq_files["rabbitmq.conf"]
+    assert "definitions.local.path = /etc/rabbitmq/definitions.json" in conf
+
+
+def redis_rules_command() -> list[str]:
+    """The compose file's redis-server command."""
+    compose = yaml.safe_load((ROOT / "infra/docker-compose.yml").read_text())
+    return compose["services"]["redis"]["command"]

@@ -5,7 +5,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from service_kit.errors import DependencyUnavailable
+from service_kit.errors import DependencyUnavailable, NotFound
 from service_kit.telemetry import metrics as telemetry
 
 Check = Callable[[], None]
@@ -59,7 +59,10 @@ class Readiness:
         return {"status": "ok", "checks": {name: "ok" for name in self._checks}}
 
 
-def metrics() -> tuple[str, int, dict[str, str]]:
-    """Every metric of the service's web workers, as Prometheus reads them."""
+def metrics(*, on_api_port: bool = True) -> tuple[str, int, dict[str, str]]:
+    """Every metric of the service's web workers, as Prometheus reads them; with a metrics
+    port of their own (`on_api_port` false) the API port answers 404, as for no resource."""
+    if not on_api_port:
+        raise NotFound("no metrics here: they are served on the service's metrics port")
     body, content_type = telemetry.exposition()
     return body.decode(), 200, {"Content-Type": content_type}

@@ -4,6 +4,7 @@ consecutive events of one type go as one message, a pack (asyncapi/events.yaml).
 
 import collections
 import contextlib
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ PACK_SIZE = 100
 _EVENT_COUNT = "event-count"  # the header of a pack: how many events it carries
 _POISON_REASON = "x-poison-reason"  # the header of a dead letter: why it could not be read
 _MOST_REASON = 1024
+_log = logging.getLogger(__name__)
 _PROPERTIES = {"delivery_mode": pika.DeliveryMode.Persistent, "content_type": "application/json"}
 
 
@@ -35,21 +37,55 @@ def _parameters(url: str) -> pika.URLParameters:
     return parameters
 
 
-def declare_topology(
-    channel: pika.adapters.blocking_connection.BlockingChannel, owner: str | None = None
-) -> None:
-    """The exchanges, and the queues `owner` consumes (every queue without one): a service's
-    broker user may declare its own queues only."""
-    channel.exchange_declare(events.EXCHANGE, exchange_type="topic", durable=True)
-    channel.exchange_declare(events.DEAD_LETTER_EXCHANGE, exchange_type="direct", durable=True)
+Channel = pika.adapters.blocking_connection.BlockingChannel
+_ACCESS_REFUSED = 403
+_PRECONDITION_FAILED = 406
+
+
+def declare_topology(channel: Channel, owner: str | None = None) -> Channel:
+    """The exchanges, and the queues `owner` consumes (every queue without one). A service's
+    broker user may declare its own queues only: where the broker refuses an exchange (the
+    definitions declared it, infra/rabbitmq), it is only checked to exist (a passive declaration
+    needs no permission), and a queue an earlier release declared with other arguments is kept
+    as it is (docs/architecture.md, "Queues of an earlier release"). A refusal closes its
+    channel: the channel to go on with is returned."""
+    channel = _exchange(channel, events.EXCHANGE, "topic")
+    for exchange in events.dead_letter_exchanges(owner):
+        channel = _exchange(channel, exchange, "direct")
     queues = events.queues() if owner is None else events.queues_of(owner)
     for queue, patterns in queues.items():
-        channel.queue_declare(queue, durable=True, arguments=queue_arguments(queue))
+        channel = _queue(channel, queue)
         for pattern in patterns:
             channel.queue_bind(queue, events.EXCHANGE, routing_key=pattern)
         dead = events.dead_letter_queue(queue)
-        channel.queue_declare(dead, durable=True, arguments=queue_arguments(dead))
-        channel.queue_bind(dead, events.DEAD_LETTER_EXCHANGE, routing_key=queue)
+        channel = _queue(channel, dead)
+        channel.queue_bind(dead, events.dead_letter_exchange(queue), routing_key=queue)
+    return channel
+
+
+def _exchange(channel: Channel, name: str, kind: str) -> Channel:
+    try:
+        channel.exchange_declare(name, exchange_type=kind, durable=True)
+        return channel
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != _ACCESS_REFUSED:
+            raise
+    channel = channel.connection.channel()
+    channel.exchange_declare(name, passive=True)  # missing: NOT_FOUND, raised
+    return channel
+
+
+def _queue(channel: Channel, name: str) -> Channel:
+    try:
+        channel.queue_declare(name, durable=True, arguments=queue_arguments(name))
+        return channel
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != _PRECONDITION_FAILED:
+            raise
+        _log.warning("queue %s exists with other arguments, kept as it is: %s", name, exc)
+    channel = channel.connection.channel()
+    channel.queue_declare(name, passive=True)
+    return channel
 
 
 def queue_arguments(queue: str) -> dict[str, Any]:
@@ -91,8 +127,7 @@ class AmqpBroker:
     def __init__(self, url: str, owner: str | None = None) -> None:
         try:
             self._connection = pika.BlockingConnection(_parameters(url))
-            self._channel = self._connection.channel()
-            declare_topology(self._channel, owner)
+            self._channel = declare_topology(self._connection.channel(), owner)
         except pika.exceptions.AMQPError as exc:
             raise BrokerUnavailable(repr(exc)) from exc
         self._in_transaction = False
@@ -175,13 +210,14 @@ class AmqpBroker:
         is published to the dead-letter exchange, confirmed, and then the original acked. (The
         broker's own dead-lettering of a rejected message can add no header of ours.) A crash
         in between dead-letters it twice, never not at all."""
+        queue = self._consuming or ""  # dead letters come from the queue received from
         if self._dead_letter_channel is None or not self._dead_letter_channel.is_open:
             self._dead_letter_channel = self._connection.channel()
             self._dead_letter_channel.confirm_delivery()
         for delivery in dead:
             self._dead_letter_channel.basic_publish(
-                events.DEAD_LETTER_EXCHANGE,
-                self._consuming or "",
+                events.dead_letter_exchange(queue),
+                queue,
                 delivery.body,
                 pika.BasicProperties(
                     headers={

@@ -1,6 +1,7 @@
 """RabbitMQ definitions for a deployment, from asyncapi/events.yaml: the topology, and one user
 per service allowed what its part of the contract says and nothing more. It may publish only
-its own event types, declare and read only its own queues. The users have no password here;
+its own event types, declare and read only its own queues (and dead letters); the exchanges
+are declared here, by the broker, which no service may configure. The users have no password here;
 the deployment sets them (infra/rabbitmq/start.sh).
 
     python -m service_kit.messaging.broker_definitions > infra/rabbitmq/definitions.json
@@ -24,14 +25,21 @@ def _any_of(*alternatives: str) -> str:
 
 def permissions(service: str) -> dict[str, str]:
     """What `service`'s user may do with exchanges and queues (RabbitMQ's regular expressions):
-    declare and bind its own queues, publish to the exchange (and dead letters, with their
-    reason), consume its own queues."""
-    own = _literal(service) + r"\..+"
-    exchange, dead_letters = _literal(events.EXCHANGE), _literal(events.DEAD_LETTER_EXCHANGE)
+    configure (declare, delete) its own queues and nothing else, not even an exchange; write
+    (publish, bind a queue) to the exchange, its own dead-letter exchange and queues; read
+    (consume, bind to an exchange) the queues it consumes, the exchange (for the routing keys
+    its topic permissions allow) and its own dead-letter exchange: no dead letters at all."""
+    consumed = [_literal(queue) for queue in events.queues_of(service)]
+    queues = [
+        _literal(name)
+        for queue in events.queues_of(service)
+        for name in (queue, events.dead_letter_queue(queue))
+    ]
+    exchanges = [_literal(events.EXCHANGE), *map(_literal, events.dead_letter_exchanges(service))]
     return {
-        "configure": _any_of(exchange, dead_letters, own),
-        "write": _any_of(exchange, dead_letters, own),
-        "read": _any_of(exchange, dead_letters, own),
+        "configure": _any_of(*queues),
+        "write": _any_of(*exchanges, *queues),
+        "read": _any_of(*exchanges, *consumed),  # its dead letters are the operator's to read
     }
 
 
@@ -72,7 +80,7 @@ def definitions(vhost: str = "/") -> dict[str, Any]:
         ],
         "exchanges": [
             _exchange(vhost, events.EXCHANGE, "topic"),
-            _exchange(vhost, events.DEAD_LETTER_EXCHANGE, "direct"),
+            *(_exchange(vhost, name, "direct") for name in events.dead_letter_exchanges()),
         ],
         "queues": [
             _queue(vhost, name, queue_arguments(name))
@@ -85,7 +93,9 @@ def definitions(vhost: str = "/") -> dict[str, Any]:
             for key in keys
         ]
         + [
-            _binding(vhost, events.DEAD_LETTER_EXCHANGE, events.dead_letter_queue(queue), queue)
+            _binding(
+                vhost, events.dead_letter_exchange(queue), events.dead_letter_queue(queue), queue
+            )
             for queue in queues
         ],
     }

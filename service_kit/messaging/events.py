@@ -21,7 +21,6 @@ from service_kit.telemetry import tracing
 from service_kit.telemetry.tracing import Carrier
 
 EXCHANGE = "events"
-DEAD_LETTER_EXCHANGE = "events.dead-letter"
 MAX_DELIVERIES = 5  # a message that failed this often goes to its queue's dead-letter queue
 CONTRACT_FILE = Path(__file__).resolve().parents[2] / "asyncapi" / "events.yaml"
 
@@ -232,6 +231,17 @@ OPERATOR = "operator"
 def queue_arguments(queue: str) -> dict[str, Any]:
     """The RabbitMQ arguments the queue is declared with (its channel's AMQP binding)."""
     return dict(_queue_channel(queue)["bindings"]["amqp"]["x-arguments"])
+
+
+def dead_letter_exchange(queue: str) -> str:
+    """Where a consumed queue's dead letters go: its service's own exchange (its arguments)."""
+    return queue_arguments(queue)["x-dead-letter-exchange"]
+
+
+def dead_letter_exchanges(service: str | None = None) -> list[str]:
+    """The dead-letter exchanges of `service`'s queues (of every queue without one)."""
+    consumed = queues() if service is None else queues_of(service)
+    return sorted({dead_letter_exchange(queue) for queue in consumed})
 
 
 def routes(routing_key: str, pattern: str) -> bool:

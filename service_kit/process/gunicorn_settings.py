@@ -67,12 +67,45 @@ def prepare_multiprocess_dir(directory: Path) -> Path:
     return directory
 
 
+def _nothing(_arbiter: Any) -> None:
+    """gunicorn's default hook: no metrics port."""
+
+
 def forget_process(pid: int) -> None:
     """A dead worker's live gauges (connections in use) no longer count; its counters stay, as
     Prometheus expects of counters."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(pid)
+
+
+class WorkersMetricsServer:
+    """The web workers' metrics, added up, served by the master on a port of its own
+    (prometheus_client's HTTP server on a registry of its multiprocess collector, started in
+    gunicorn's `when_ready` hook), so that the API port need not answer /metrics."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._address = (host, port)
+        self._server: Any = None
+
+    def start(self, arbiter: Any) -> None:
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=os.environ[MULTIPROCESS_DIR])
+        host, port = self._address
+        try:
+            self._server, _thread = start_http_server(port, addr=host, registry=registry)
+        except OSError as exc:  # metrics nowhere would go unnoticed: stop, naming the port
+            arbiter.log.error("metrics port %s:%d: %s", host, port, exc)
+            raise SystemExit(1) from None
+        arbiter.log.info("metrics of every worker on http://%s:%d/metrics", host, port)
+
+    def close_in_worker(self) -> None:
+        """A forked worker's copy of the listening socket, closed: the port is the master's
+        alone (freed with it)."""
+        if self._server is not None:
+            self._server.socket.close()
 
 
 DEFAULT_LIMITS = ConnectionLimits()
@@ -88,16 +121,20 @@ def web_settings(
     log_format: str = "text",
     access_log: bool = True,
     limits: ConnectionLimits = DEFAULT_LIMITS,
+    metrics_port: int = 0,
 ) -> dict[str, Any]:
     """The settings of `service`'s gunicorn. As its master starts, before any worker, the
     workers are given a fresh folder for their metrics (one per service and port, so that two
-    instances on one host never mix theirs)."""
+    instances on one host never mix theirs); with `metrics_port` the master serves them there."""
+    metrics_server = WorkersMetricsServer(host, metrics_port) if metrics_port else None
 
     def prepare_metrics(_arbiter: Any) -> None:
         prepare_multiprocess_dir(run_dir() / "metrics" / f"{service}-{port}")
 
     def give_connection_limits(_arbiter: Any, worker: Any) -> None:
         worker.connection_limits = limits
+        if metrics_server is not None:
+            metrics_server.close_in_worker()
 
     def forget_worker(_arbiter: Any, worker: Any) -> None:
         forget_process(worker.pid)
@@ -110,6 +147,7 @@ def web_settings(
         # Past this many connections a worker accepts a new one by closing its longest-idle.
         "worker_connections": limits.connections,
         "on_starting": prepare_metrics,
+        "when_ready": metrics_server.start if metrics_server else _nothing,
         "post_fork": give_connection_limits,
         "child_exit": forget_worker,
         # With gevent one worker tends to accept most keep-alive connections;

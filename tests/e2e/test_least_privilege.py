@@ -3,9 +3,11 @@ on this machine from the same files): the seed's flow works with those rights, a
 cannot write another's events, read its queues, its cache keys or its database."""
 
 import os
+import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from urllib.parse import unquote
 
 import pika
 import pika.exceptions
@@ -51,10 +53,32 @@ def test_the_seed_flow_runs_with_each_service_limited_to_its_own(users, tmp_path
         assert products.get(f"/products/{product['id']}").json()["qty"] == 3
         listed = orders.get(f"/orders/product/{product['id']}")
         assert [item["id"] for item in listed.json()["items"]] == [order.json()["id"]]
+        # A message product-service cannot read (an order.created whose data is no order),
+        # published as order-service may: dead-lettered by product-service's own user, to its
+        # own dead-letter exchange, with its reason.
+        _publish(users["ORDER_BROKER_URL"], "order.created", {"id": "not an order"})
+        dead = "product-service.order-created.dead-letter"
+        while _queue_messages(users["ORDER_BROKER_URL"], dead) < 1:
+            assert time.monotonic() < deadline + 30, "the poison was never dead-lettered"
+            time.sleep(0.2)
         for service in ("product", "order"):
             assert "Traceback" not in stack.log_of(f"{service}-worker")
             assert "ACCESS_REFUSED" not in stack.log_of(f"{service}-worker")
             assert "NOPERM" not in stack.log_of(service)
+
+
+def _queue_messages(url: str, queue: str) -> int:
+    """Messages in `queue` of the test's virtual host, as the broker's administrator sees them."""
+    vhost = unquote(url.rsplit("/", 1)[1])
+    listed = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages", "--no-table-headers"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    counts = dict(line.split() for line in listed.splitlines() if line.strip())
+    return int(counts.get(queue, 0))
 
 
 def _channel(url: str) -> pika.adapters.blocking_connection.BlockingChannel:
@@ -119,6 +143,76 @@ def test_a_service_cannot_read_another_services_queue(users):
         assert refused.value.reply_code == 403
     finally:
         channel.connection.close()
+
+
+def _refused(url: str, act: Callable[[pika.adapters.blocking_connection.BlockingChannel], object]):
+    channel = _channel(url)
+    try:
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            act(channel)
+        return refused.value
+    finally:
+        if channel.connection.is_open:
+            channel.connection.close()
+
+
+def test_the_exchanges_are_the_brokers_alone(users):
+    """infra/rabbitmq/definitions.json declares the exchanges: no service may declare (with
+    its own arguments), nor delete, one, not even its own dead-letter exchange; a passive
+    declaration (needing no permission) finds them."""
+    for service, own in (("ORDER", "order-service"), ("PRODUCT", "product-service")):
+        url = users[f"{service}_BROKER_URL"]
+        for exchange, kind in ((EXCHANGE, "topic"), (f"{own}.dead-letter", "direct")):
+            declare = _refused(
+                url, lambda c, x=exchange, k=kind: c.exchange_declare(x, k, durable=True)
+            )
+            assert declare.reply_code == 403, (service, exchange)
+            delete = _refused(url, lambda c, x=exchange: c.exchange_delete(x))
+            assert delete.reply_code == 403, (service, exchange)
+            channel = _channel(url)
+            try:
+                channel.exchange_declare(exchange, passive=True)  # there, and allowed to see it
+            finally:
+                channel.connection.close()
+
+
+def test_a_service_consumes_its_own_queue_and_no_dead_letters(users):
+    url = users["ORDER_BROKER_URL"]
+    channel = _channel(url)
+    try:
+        channel.basic_get("order-service.stock-results")  # allowed: no error, empty or not
+    finally:
+        channel.connection.close()
+    for queue in (
+        "product-service.order-created",  # another's queue
+        "product-service.order-created.dead-letter",  # another's dead letters
+        "order-service.stock-results.dead-letter",  # its own: the operator's to read
+    ):
+        assert _refused(url, lambda c, q=queue: c.basic_get(q)).reply_code == 403, queue
+    # nor can it route another's dead letters to a queue of its own
+    bind = _refused(
+        url,
+        lambda c: c.queue_bind(
+            "order-service.stock-results", "product-service.dead-letter", routing_key="#"
+        ),
+    )
+    assert bind.reply_code == 403
+    # nor declare a queue of a name not its own to bind one
+    declare = _refused(url, lambda c: c.queue_declare("order-service.spy", durable=True))
+    assert declare.reply_code == 403
+
+
+def test_the_service_code_starts_on_the_brokers_exchanges(users):
+    """The code's declarations with the service's user: the refused exchanges checked
+    passively, its queues declared and bound, and it consumes."""
+    from service_kit.messaging.amqp import AmqpBroker
+
+    broker = AmqpBroker(users["ORDER_BROKER_URL"], "order-service")
+    try:
+        assert broker.receive("order-service.stock-results", 10, 0.1) is not None
+        assert broker.depth("order-service.stock-results.dead-letter") is not None
+    finally:
+        broker.close()
 
 
 def test_a_service_cannot_touch_another_services_cache_keys(users):

@@ -153,6 +153,45 @@ def test_metrics_count_exactly_what_was_done(json_log_stack):
         assert value(after[worker], "outbox_oldest_event_age_seconds") == 0
 
 
+def test_a_metrics_port_serves_every_web_workers_metrics_and_the_api_port_none(
+    service_env, tmp_path
+):
+    """<S>_METRICS_PORT, as Kubernetes sets it: gunicorn's master serves the metrics its
+    workers write (requests they served included), and /metrics on the API port is a 404."""
+    with running_stack(service_env, tmp_path, metrics_ports=True) as stack:
+        for service in ("product", "order"):
+            api_port = getattr(stack, f"{service}_url").rsplit(":", 1)[1]
+            assert f":{api_port}/" not in stack.metrics_urls[service]
+        before = {service: scrape(stack.metrics_urls[service]) for service in ("product", "order")}
+        health_checks = 8  # each on a connection of its own: the kernel spreads them over workers
+        for _ in range(health_checks):
+            assert httpx.get(f"{stack.order_url}/health", timeout=5).status_code == 200
+        product, order, reads = seed_flow(stack)
+        after = {service: scrape(stack.metrics_urls[service]) for service in ("product", "order")}
+
+        def moved(service: str, metric: str, **labels: str) -> float:
+            return value(after[service], metric, **labels) - value(
+                before[service], metric, **labels
+            )
+
+        requests = "http_server_requests_total"
+        assert moved("order", requests, operation="health", status="200") == health_checks
+        assert moved("order", requests, operation="create_order", status="201") == 1
+        assert moved("order", requests, operation="get_order", status="200") == reads
+        assert moved("order", "orders_created_total") == 1
+        assert moved("product", requests, operation="create_product", status="201") >= 1
+        for service in ("product", "order"):
+            url = getattr(stack, f"{service}_url")
+            answer = httpx.get(f"{url}/metrics", headers={"X-Request-ID": "m-1"}, timeout=5)
+            assert answer.status_code == 404, answer.text
+            assert answer.headers["content-type"].startswith("application/problem+json")
+            problem = answer.json()
+            assert problem["status"] == 404 and problem["requestId"] == "m-1"
+            # and that refusal is counted, where the scraper reads
+            refused = scrape(stack.metrics_urls[service])
+            assert value(refused, requests, operation="metrics", status="404") == 1, service
+
+
 def _json_lines(log: str) -> list[dict]:
     lines = []
     for line in log.splitlines():
@@ -279,7 +318,8 @@ def prometheus_binary() -> str:
 def test_prometheus_scrapes_every_process_with_infras_jobs(
     prometheus_binary, service_env, tmp_path
 ):
-    with running_stack(service_env, tmp_path) as stack:
+    # The web services' metrics on ports of their own, as infra/ serves and scrapes them.
+    with running_stack(service_env, tmp_path, metrics_ports=True) as stack:
         config = yaml.safe_load((ROOT / "infra/prometheus/prometheus.yml").read_text())
         config["global"]["scrape_interval"] = "1s"
         for job in config["scrape_configs"]:  # infra's jobs, at this stack's addresses

@@ -25,6 +25,7 @@ from service_kit.messaging.events import (
 )
 from service_kit.messaging.spool import SpoolBroker
 from service_kit.process.infrastructure import open_broker
+from tests.conftest import _absent
 from tests.helpers import order_created
 
 QUEUE = "product-service.order-created"
@@ -309,3 +310,37 @@ def product(version: int) -> dict:
         "createdAt": "2026-11-21T10:00:00Z",
         "updatedAt": "2026-11-21T10:00:00Z",
     }
+
+
+@pytest.mark.integration
+def test_a_queue_declared_by_an_earlier_release_keeps_working(caplog):
+    """Before each service had a dead-letter exchange of its own, every queue dead-lettered
+    through the shared `events.dead-letter`; a queue's arguments cannot change, so the code
+    keeps such a queue as it is (a warning) and starts, and its poison still reaches its
+    dead-letter queue, now through the service's own exchange (docs/architecture.md)."""
+    try:
+        vhost = throwaway.rabbitmq_vhost()
+        url = vhost.__enter__()  # a vhost of its own: the session's has the current queues
+    except throwaway.Unavailable as exc:
+        _absent(str(exc))
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        channel.exchange_declare("events.dead-letter", "direct", durable=True)
+        old = {**events.queue_arguments(QUEUE), "x-dead-letter-exchange": "events.dead-letter"}
+        channel.queue_declare(QUEUE, durable=True, arguments=old)
+        broker = AmqpBroker(url, "product-service")
+        try:
+            assert "kept as it is" in caplog.text
+            broker.publish([OutgoingMessage("order.created", INVALID_EVENT, "poison-1")])
+            (delivery,) = broker.receive(QUEUE, 10, 5)
+            delivery.poison_reason = "not an event"
+            broker.settle([], [], [delivery])
+        finally:
+            broker.close()
+        assert wait_for(lambda: dead_letters(url) == 1)
+        kept = channel.queue_declare(QUEUE, durable=True, arguments=old)  # its old arguments
+        assert kept.method.queue == QUEUE
+        connection.close()
+    finally:
+        vhost.__exit__(None, None, None)

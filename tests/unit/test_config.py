@@ -21,6 +21,8 @@ def test_defaults_need_no_server():
     assert order.peer_url == "http://127.0.0.1:3000"
     assert product.web_workers == 2 and not product.validate_responses
     assert product.host == order.host == "127.0.0.1"  # not every interface unless asked
+    assert product.metrics_port == order.metrics_port == 0  # metrics on the API port
+    assert order_config({"ORDER_METRICS_PORT": "4002"}).metrics_port == 4002
 
 
 def test_one_shell_configures_both_services():
@@ -63,6 +65,9 @@ def test_one_shell_configures_both_services():
         ({"PRODUCT_RATE_LIMITS": "product-reads=0/60"}, "PRODUCT_RATE_LIMITS"),
         ({"RATE_LIMIT_FACTOR": "0"}, "RATE_LIMIT_FACTOR"),
         ({"TRUSTED_PROXIES": "10.0.0.0/8,proxy"}, "TRUSTED_PROXIES"),
+        ({"PRODUCT_METRICS_PORT": "3000"}, "PRODUCT_METRICS_PORT=3000 is PRODUCT_PORT"),
+        ({"PRODUCT_METRICS_PORT": "3001"}, "is PRODUCT_WORKER_METRICS_PORT"),
+        ({"PRODUCT_METRICS_PORT": "65536"}, "PRODUCT_METRICS_PORT"),
     ],
 )
 def test_invalid_values_are_named(env, named):

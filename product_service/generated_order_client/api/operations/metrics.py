@@ -5,6 +5,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.problem import Problem
 from ...types import UNSET, Response, Unset
 
 
@@ -27,10 +28,15 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> str | None:
+) -> Problem | str | None:
     if response.status_code == 200:
         response_200 = response.text
         return response_200
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -40,7 +46,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[str]:
+) -> Response[Problem | str]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -53,15 +59,16 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
     x_request_id: str | Unset = UNSET,
-) -> Response[str]:
+) -> Response[Problem | str]:
     """Prometheus metrics of every web worker of the service
 
      The text exposition format: requests by operation and status and their durations
     (`http_server_requests_total`, `http_server_request_duration_seconds`), the group
     commit, database connections in use, cache look-ups, the business counters. Public,
-    like /health: in a deployment only the scraper should reach it (the NetworkPolicy or
-    the proxy in front decides). The worker process serves its own metrics on
-    `<S>_WORKER_METRICS_PORT`.
+    like /health, on this port only while `<S>_METRICS_PORT` is unset: set, the same
+    metrics are served on that port of their own (which a deployment opens to its scraper
+    alone, as infra/k8s does) and this operation answers 404. The worker process serves
+    its own metrics on `<S>_WORKER_METRICS_PORT`.
 
     Args:
         x_request_id (str | Unset):
@@ -71,7 +78,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[str]
+        Response[Problem | str]
     """
 
     kwargs = _get_kwargs(
@@ -89,15 +96,16 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
     x_request_id: str | Unset = UNSET,
-) -> str | None:
+) -> Problem | str | None:
     """Prometheus metrics of every web worker of the service
 
      The text exposition format: requests by operation and status and their durations
     (`http_server_requests_total`, `http_server_request_duration_seconds`), the group
     commit, database connections in use, cache look-ups, the business counters. Public,
-    like /health: in a deployment only the scraper should reach it (the NetworkPolicy or
-    the proxy in front decides). The worker process serves its own metrics on
-    `<S>_WORKER_METRICS_PORT`.
+    like /health, on this port only while `<S>_METRICS_PORT` is unset: set, the same
+    metrics are served on that port of their own (which a deployment opens to its scraper
+    alone, as infra/k8s does) and this operation answers 404. The worker process serves
+    its own metrics on `<S>_WORKER_METRICS_PORT`.
 
     Args:
         x_request_id (str | Unset):
@@ -107,7 +115,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        str
+        Problem | str
     """
 
     return sync_detailed(
@@ -120,15 +128,16 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
     x_request_id: str | Unset = UNSET,
-) -> Response[str]:
+) -> Response[Problem | str]:
     """Prometheus metrics of every web worker of the service
 
      The text exposition format: requests by operation and status and their durations
     (`http_server_requests_total`, `http_server_request_duration_seconds`), the group
     commit, database connections in use, cache look-ups, the business counters. Public,
-    like /health: in a deployment only the scraper should reach it (the NetworkPolicy or
-    the proxy in front decides). The worker process serves its own metrics on
-    `<S>_WORKER_METRICS_PORT`.
+    like /health, on this port only while `<S>_METRICS_PORT` is unset: set, the same
+    metrics are served on that port of their own (which a deployment opens to its scraper
+    alone, as infra/k8s does) and this operation answers 404. The worker process serves
+    its own metrics on `<S>_WORKER_METRICS_PORT`.
 
     Args:
         x_request_id (str | Unset):
@@ -138,7 +147,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[str]
+        Response[Problem | str]
     """
 
     kwargs = _get_kwargs(
@@ -154,15 +163,16 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
     x_request_id: str | Unset = UNSET,
-) -> str | None:
+) -> Problem | str | None:
     """Prometheus metrics of every web worker of the service
 
      The text exposition format: requests by operation and status and their durations
     (`http_server_requests_total`, `http_server_request_duration_seconds`), the group
     commit, database connections in use, cache look-ups, the business counters. Public,
-    like /health: in a deployment only the scraper should reach it (the NetworkPolicy or
-    the proxy in front decides). The worker process serves its own metrics on
-    `<S>_WORKER_METRICS_PORT`.
+    like /health, on this port only while `<S>_METRICS_PORT` is unset: set, the same
+    metrics are served on that port of their own (which a deployment opens to its scraper
+    alone, as infra/k8s does) and this operation answers 404. The worker process serves
+    its own metrics on `<S>_WORKER_METRICS_PORT`.
 
     Args:
         x_request_id (str | Unset):
@@ -172,7 +182,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        str
+        Problem | str
     """
 
     return (
