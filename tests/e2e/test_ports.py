@@ -3,14 +3,15 @@ SO_REUSEPORT as the web services' own gunicorns do (which a second gunicorn woul
 silently), naming the port and the process holding it; nothing is started."""
 
 import os
+import random
 import socket
 import subprocess
 import time
 
 import pytest
 
-from devstack.ports import problems
-from devstack.processes import ROOT, free_port
+from devstack.ports import problems, taken
+from devstack.processes import ROOT
 
 PORT_NAMES = (
     "PRODUCT_PORT",
@@ -20,9 +21,20 @@ PORT_NAMES = (
 )
 
 
+def below_the_ephemeral_range() -> range:
+    """Ports no outgoing connection of another test's processes can take between the choice
+    and the check (free_port()'s come from the ephemeral range those connections use)."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as ephemeral:
+        lowest = int(ephemeral.read().split()[0])
+    return range(max(1024, lowest - 10_000), lowest)
+
+
 @pytest.fixture
 def ports() -> dict[str, str]:
-    return {name: str(free_port()) for name in PORT_NAMES}
+    candidates = random.sample(below_the_ephemeral_range(), 200)
+    free = [port for port in candidates if taken("127.0.0.1", port) is None]
+    assert len(free) >= len(PORT_NAMES), "too few free ports below the ephemeral range"
+    return {name: str(port) for name, port in zip(PORT_NAMES, free, strict=False)}
 
 
 def listening_like_gunicorn(port: int) -> socket.socket:
