@@ -187,7 +187,8 @@ class GroupCommittedOrders:
         results: list[Order | BaseException | None] = [None] * len(items)
         owners: dict[tuple[str, str], int] = {}  # a key → the item of this batch that stores it
         new: list[int] = []
-        with self._driver.transaction() as cursor:
+        with self._driver.transaction() as transaction:
+            cursor = transaction.cursor
             keys = [item.idempotency for item in items if item.idempotency]
             earlier = self._keys.earlier_answers(cursor, keys) if keys and look_up_keys else {}
             for index, item in enumerate(items):
@@ -221,7 +222,9 @@ class GroupCommittedOrders:
                     )
                     for index in new
                 ]
-                self._insert_events.rows(cursor, [outbox.row_of(event) for event in events])
+                transaction.insert_at_commit(
+                    self._insert_events, [outbox.row_of(event) for event in events]
+                )
             if owners:
                 answers = [
                     row_of(
@@ -232,7 +235,7 @@ class GroupCommittedOrders:
                     )
                     for index in owners.values()
                 ]
-                self._keys.record(cursor, answers)
+                self._keys.record(transaction, answers)
         metrics.orders_created.inc(len(new))  # committed
         for index, item in enumerate(items):  # repeats within the batch: their first's answer
             if results[index] is None:

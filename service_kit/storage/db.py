@@ -6,10 +6,11 @@ import datetime
 import decimal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from pymysql.constants import CLIENT
 from sqlalchemy import DateTime, Engine, Numeric, String, create_engine, event, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect, make_url
@@ -18,11 +19,15 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from service_kit.config import redacted
 from service_kit.errors import DependencyUnavailable, OutcomeUnknown
+from service_kit.storage.rows import DriverInsert
 from service_kit.telemetry import metrics
 
 
-def create_engine_for(url: str, *, pool_size: int = 10, name: str = "default") -> Engine:
-    """An engine for `url`; its pool's connections in use are the metric of pool `name`."""
+def create_engine_for(
+    url: str, *, pool_size: int = 10, name: str = "default", several_statements: bool = False
+) -> Engine:
+    """An engine for `url`; its pool's connections in use are the metric of pool `name`.
+    `several_statements`: MySQL connections that take several statements in one packet."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(url)
@@ -30,6 +35,9 @@ def create_engine_for(url: str, *, pool_size: int = 10, name: str = "default") -
         return engine
     if "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    if several_statements:  # the dialect adds its own flags to this one
+        flags = int(parsed.query.get("client_flag", 0)) | CLIENT.MULTI_STATEMENTS
+        parsed = parsed.update_query_dict({"client_flag": str(flags)})
     engine = create_engine(
         parsed,
         pool_size=pool_size,
@@ -114,24 +122,85 @@ def multi_row_insert_ids_are_consecutive(dialect: Dialect, dbapi_connection: Any
     return int(mode) <= 1 and int(increment) == 1
 
 
+# The statements sent with a COMMIT in one packet stay below this; MariaDB's max_allowed_packet
+# is 16 MiB by default.
+PACKET_BYTES = 1 << 20
+
+
+class DriverTransaction:
+    """A transaction on the dedicated connection. `cursor` runs what is read at once (an
+    INSERT's ids); `insert_at_commit` keeps the INSERTs whose results nobody reads for the
+    commit, which sends them with the COMMIT in one packet of several statements where the
+    connection takes them (MySQL/MariaDB through PyMySQL): one round trip for all of them."""
+
+    def __init__(self, cursor: Any, *, together: bool) -> None:
+        self.cursor = cursor
+        self._together = together
+        self._at_commit: list[tuple[DriverInsert, Sequence[Mapping[str, Any]]]] = []
+
+    def insert_at_commit(self, insert: DriverInsert, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self._at_commit.append((insert, rows))
+
+    def send_before_commit(self) -> str | None:
+        """Sends what cannot go with the COMMIT; returns the SQL that can (None: COMMIT alone,
+        through the driver)."""
+        if not self._together:
+            for insert, rows in self._at_commit:
+                insert.rows(self.cursor, rows)
+            return None
+        packet: list[str] = []
+        size = 0
+        for insert, rows in self._at_commit:
+            statement = insert.literal_sql(self.cursor, rows)
+            if packet and size + len(statement) > PACKET_BYTES:
+                self.execute_all(";".join(packet))
+                packet, size = [], 0
+            packet.append(statement)
+            size += len(statement) + 1
+        return ";".join([*packet, "COMMIT"])
+
+    def execute_all(self, statements: str) -> None:
+        """Several statements in one packet, each one's result read."""
+        self.cursor.execute(statements)
+        while self.cursor.nextset():  # each statement's result; a failed one raises here
+            pass
+
+
 class DedicatedConnection:
     """One driver connection kept by one long-lived writer (the group committer): no pool
     checkout, pre-ping or SQLAlchemy statement handling per transaction. A transaction that
-    fails drops the connection; the next one connects afresh, so an outage heals by itself."""
+    fails drops the connection; the next one connects afresh, so an outage heals by itself.
+    On MySQL/MariaDB the connection takes several statements in one packet (the client flag
+    MULTI_STATEMENTS), which no other connection of the services does: its statements are
+    generated from the tables, and every value is escaped by the driver."""
 
     def __init__(self, engine: Engine) -> None:
+        self._together = engine.dialect.name in ("mysql", "mariadb") and (
+            engine.dialect.driver == "pymysql"
+        )
         self._engine = engine
+        if self._together:
+            url = engine.url.render_as_string(hide_password=False)
+            self._engine = create_engine_for(
+                url, pool_size=1, name="group-commit", several_statements=True
+            )
         self._connection: Any = None
+        dbapi = self._engine.dialect.loaded_dbapi
+        self._lost = (
+            dbapi.OperationalError,
+            dbapi.InterfaceError,
+            OperationalError,
+            InterfaceError,
+        )
         # Learnt on each new connection: after a fail-over it may reach another server.
         self.consecutive_ids = False
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """A DBAPI cursor in a transaction, committed when the block ends. A database lost
-        before the commit is DependencyUnavailable (503: nothing was stored); one lost during
-        the commit is OutcomeUnknown (it may have committed)."""
-        dbapi = self._engine.dialect.loaded_dbapi
-        lost = (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError)
+    def transaction(self) -> Iterator[DriverTransaction]:
+        """A transaction, committed when the block ends. A database lost before the commit is
+        DependencyUnavailable (503: nothing was stored); one lost during the commit is
+        OutcomeUnknown (it may have committed)."""
         try:
             if self._connection is None:
                 self._connection = self._engine.raw_connection()
@@ -139,24 +208,37 @@ class DedicatedConnection:
                     self._engine.dialect, self._connection
                 )
             cursor = self._connection.cursor()
-            try:
-                yield cursor
-            finally:
-                cursor.close()
         except BaseException as exc:
-            self._drop()
-            if isinstance(exc, lost):
-                raise DependencyUnavailable("the database is unreachable; retry later") from exc
-            raise
+            self._fail(exc, None, committing=False)
         try:
-            self._connection.commit()
+            transaction = DriverTransaction(cursor, together=self._together)
+            yield transaction
+            with_commit = transaction.send_before_commit()
         except BaseException as exc:
-            self._drop()
-            if isinstance(exc, lost):
+            self._fail(exc, cursor, committing=False)
+        try:
+            if with_commit is None:
+                self._connection.commit()
+            else:
+                transaction.execute_all(with_commit)
+        except BaseException as exc:
+            self._fail(exc, cursor, committing=True)
+        cursor.close()
+
+    def _fail(self, exc: BaseException, cursor: Any, *, committing: bool) -> NoReturn:
+        """Raises what the writer's caller gets for `exc`, having dropped the connection (its
+        cursor closed first: SQLite keeps a connection's lock while a statement is open)."""
+        if cursor is not None:
+            with contextlib.suppress(Exception):
+                cursor.close()
+        self._drop()
+        if isinstance(exc, self._lost):
+            if committing:
                 raise OutcomeUnknown(
                     f"the database connection failed during the commit: {exc}"
                 ) from exc
-            raise
+            raise DependencyUnavailable("the database is unreachable; retry later") from exc
+        raise exc
 
     def _drop(self) -> None:
         if self._connection is not None:

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
 from service_kit.idempotency import AnsweredMeanwhile, IdempotencyKey, KeyReused
-from service_kit.storage.db import UtcDateTime, exact_string, utc_now
+from service_kit.storage.db import DriverTransaction, UtcDateTime, exact_string, utc_now
 from service_kit.storage.rows import DriverInsert, positional_order
 
 _log = logging.getLogger(__name__)
@@ -132,8 +132,8 @@ class IdempotencyRecords:
 
 
 class BatchKeys:
-    """The keys of a group commit's batch, on its driver cursor: one query for the answers the
-    batch's keys already have, one INSERT for the new ones."""
+    """The keys of a group commit's batch, in its driver transaction: one query for the answers
+    the batch's keys already have, one INSERT for the new ones (sent with the commit)."""
 
     def __init__(self, table: Table, dialect: Dialect, ttl_s: float) -> None:
         self._table = table
@@ -160,8 +160,9 @@ class BatchKeys:
                 found[(scope, name)] = (fingerprint, body)
         return found
 
-    def record(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-        self._insert.rows(cursor, rows)
+    def record(self, transaction: DriverTransaction, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Stored with the batch's commit."""
+        transaction.insert_at_commit(self._insert, rows)
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one instance per process, a few sizes
     def _select(self, count: int) -> tuple[str, tuple[str, ...] | None]:

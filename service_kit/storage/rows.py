@@ -42,6 +42,14 @@ class DriverInsert:
         """One statement for all the rows (PyMySQL sends one multi-row INSERT)."""
         cursor.executemany(self.sql, [self.parameters(row) for row in rows])
 
+    def literal_sql(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> str:
+        """One multi-row INSERT with the values escaped in by the driver (`mogrify`, a PyMySQL
+        cursor's), for a packet of several statements."""
+        head, _, values = self.sql.partition(" VALUES ")
+        return f"{head} VALUES " + ",".join(
+            cursor.mogrify(values, self.parameters(row)) for row in rows
+        )
+
     def rows_with_ids(
         self, cursor: Any, rows: Sequence[Mapping[str, Any]], *, consecutive_ids: bool
     ) -> Sequence[int]:

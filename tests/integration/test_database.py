@@ -5,10 +5,14 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pymysql
-from sqlalchemy import event, select, text
+import pytest
+import sqlalchemy.exc
+from sqlalchemy import event, func, select, text
+from sqlalchemy.pool import Pool
 
-from order_service.repository import GroupCommittedOrders, orders
+from order_service.repository import NEW_ORDER_COLUMNS, GroupCommittedOrders, orders
 from service_kit.storage import db
+from service_kit.storage.rows import DriverInsert
 from tests.integration.test_idempotency import NoLists
 
 
@@ -33,14 +37,22 @@ def test_an_idle_pooled_connection_the_server_dropped_is_replaced(mysql_database
 
 def test_group_commit_returns_the_stored_ids_under_any_id_stride(mysql_databases):
     """A multi-primary cluster hands out ids with a stride (auto_increment_increment = 7 here,
-    on every session of the engine): the committer must not compute ids as lastrowid + n."""
-    engine = db.create_engine_for(mysql_databases["order"], pool_size=2)
+    on every new session, as a server setting does): the committer must not compute ids as
+    lastrowid + n."""
 
-    @event.listens_for(engine, "connect")
     def stride_of_seven(dbapi_connection, _record) -> None:  # noqa: ANN001
         with dbapi_connection.cursor() as cursor:
             cursor.execute("SET SESSION auto_increment_increment = 7")
 
+    event.listen(Pool, "connect", stride_of_seven)  # every engine's, the committer's own too
+    try:
+        _stored_ids_under_a_stride(mysql_databases["order"])
+    finally:
+        event.remove(Pool, "connect", stride_of_seven)
+
+
+def _stored_ids_under_a_stride(url: str) -> None:
+    engine = db.create_engine_for(url, pool_size=2)
     new_orders = GroupCommittedOrders(engine, lists=NoLists(), interval_s=0.05)
     product_id = 800_000 + uuid.uuid4().int % 100_000
     with ThreadPoolExecutor(20) as pool:  # together, so that they share multi-row INSERTs
@@ -62,3 +74,35 @@ def test_group_commit_returns_the_stored_ids_under_any_id_stride(mysql_databases
     ids = sorted(stored)
     assert all((b - a) % 7 == 0 for a, b in zip(ids, ids[1:], strict=False))
     engine.dispose()
+
+
+def test_the_committer_sends_its_last_inserts_with_the_commit_and_only_it_may(
+    mysql_databases, monkeypatch
+):
+    """The committer's connection takes several statements in one packet (split below a packet
+    size), and a statement that fails there leaves nothing of the transaction; the services'
+    other connections refuse a second statement."""
+    engine = db.create_engine_for(mysql_databases["order"])
+    writer = db.DedicatedConnection(engine)
+    insert = DriverInsert(orders, NEW_ORDER_COLUMNS, engine.dialect)
+    product_id = 600_000 + uuid.uuid4().int % 100_000
+    fields = {"productId": product_id, "qty": 1, "totalPrice": 1, "status": "PENDING"}
+    rows = [{**fields, "owner": f"o-{n}", "createdAt": db.utc_now()} for n in range(50)]
+    monkeypatch.setattr(db, "PACKET_BYTES", 1000)  # a packet per few statements
+    with writer.transaction() as transaction:
+        for n in range(0, 50, 5):
+            transaction.insert_at_commit(insert, rows[n : n + 5])
+    assert _count_of(engine, product_id) == 50
+    with pytest.raises(pymysql.err.DataError), writer.transaction() as transaction:
+        transaction.insert_at_commit(insert, rows[:5])
+        transaction.insert_at_commit(insert, [{**rows[0], "owner": "x" * 256}])  # too long
+    assert _count_of(engine, product_id) == 50
+    with pytest.raises(sqlalchemy.exc.ProgrammingError), engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1; SELECT 2")
+    engine.dispose()
+
+
+def _count_of(engine, product_id: int) -> int:  # noqa: ANN001
+    query = select(func.count()).where(orders.c.productId == product_id)
+    with engine.connect() as connection:
+        return connection.execute(query).scalar_one()

@@ -181,7 +181,9 @@ def test_a_repeated_product_gets_its_first_answer(stack, service_env):
 class CommitThatFails:
     """The group committer's driver connection, whose commit fails as a lost connection's does:
     after the server committed (the reply lost: injected), or before. On MariaDB the latter is
-    real: the connection is killed from another session, then the driver's own commit fails."""
+    real: the connection is killed from another session, then the driver's own commit fails.
+    There the COMMIT goes with the batch's last INSERTs in one packet; on SQLite it is the
+    driver's `commit()`."""
 
     def __init__(self, connection, engine, *, after_commit: bool) -> None:  # noqa: ANN001
         self._connection = connection
@@ -192,9 +194,15 @@ class CommitThatFails:
         return getattr(self._connection, name)
 
     def commit(self) -> None:
+        self.fail(self._connection.commit)
+
+    def cursor(self) -> "CursorThatFails":
+        return CursorThatFails(self._connection.cursor(), self)
+
+    def fail(self, commit) -> None:  # noqa: ANN001
         lost = self._engine.dialect.loaded_dbapi.OperationalError
         if self._after_commit:
-            self._connection.commit()
+            commit()
             raise lost(2013, "Lost connection to server during query")
         if self._engine.dialect.name == "mysql":
             with self._connection.cursor() as cursor:
@@ -202,9 +210,29 @@ class CommitThatFails:
                 (connection_id,) = cursor.fetchone()
             with self._engine.connect() as admin:
                 admin.exec_driver_sql(f"KILL CONNECTION {int(connection_id)}")
-            self._connection.commit()  # the driver's own error
+            commit()  # the driver's own error
         self._connection.rollback()
         raise lost("the connection was cut before the commit")
+
+
+class CursorThatFails:
+    def __init__(self, cursor, connection: CommitThatFails) -> None:  # noqa: ANN001
+        self._cursor = cursor
+        self._connection = connection
+
+    def __getattr__(self, name):  # noqa: ANN001, ANN204 - a proxy
+        return getattr(self._cursor, name)
+
+    def execute(self, sql, *args):  # noqa: ANN001, ANN201
+        if not sql.endswith(";COMMIT"):
+            return self._cursor.execute(sql, *args)
+
+        def commit() -> None:
+            self._cursor.execute(sql)
+            while self._cursor.nextset():
+                pass
+
+        return self._connection.fail(commit)
 
 
 @pytest.mark.parametrize("committed", [True, False], ids=["reply-lost", "cut-before"])

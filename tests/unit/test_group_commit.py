@@ -139,9 +139,13 @@ class InvalidatedLists:
         self.product_ids.extend(product_ids)
 
 
+UNUSED_PRODUCT = 900_001
+
+
 def test_orders_and_their_events_are_stored_together(database_urls):
     # On SQLite (a row at a time) and MariaDB (one multi-row INSERT per table and batch), whose
-    # database other tests of the run share: only this test's rows are looked at.
+    # database other tests of the run share: only this test's rows are looked at, and its
+    # products are ids no other test's product gets (another test counts its product's orders).
     engine = create_engine_for(database_urls["order"])
     lists = InvalidatedLists()
     new_orders = GroupCommittedOrders(engine, lists)
@@ -151,7 +155,12 @@ def test_orders_and_their_events_are_stored_together(database_urls):
     def place(n: int) -> None:
         request_id.bind(f"{run}-{n}")
         made[f"{run}-{n}"] = new_orders.add(
-            {"productId": n % 3 + 1, "qty": 1, "totalPrice": Decimal(n) / 4, "status": "PENDING"}
+            {
+                "productId": UNUSED_PRODUCT + n % 3,
+                "qty": 1,
+                "totalPrice": Decimal(n) / 4,
+                "status": "PENDING",
+            }
         )
 
     threads = [threading.Thread(target=place, args=(n,)) for n in range(30)]
@@ -171,5 +180,5 @@ def test_orders_and_their_events_are_stored_together(database_urls):
     # What each request was answered is what is stored (values bound by the columns' types).
     assert stored == {order["id"]: order for order in made.values()}
     assert {e.request_id: e.data["id"] for e in events} == {r: o["id"] for r, o in made.items()}
-    assert sorted(set(lists.product_ids)) == [1, 2, 3]
+    assert sorted(set(lists.product_ids)) == [UNUSED_PRODUCT + n for n in range(3)]
     engine.dispose()
