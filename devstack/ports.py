@@ -53,6 +53,13 @@ def needed_ports(env: Mapping[str, str]) -> list[Needed]:
     return needed
 
 
+def below_the_ephemeral_range() -> range:
+    """Ports that no outgoing connection takes (those get theirs from the ephemeral range)."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as ephemeral:
+        lowest = int(ephemeral.read().split()[0])
+    return range(max(1024, lowest - 10_000), lowest)
+
+
 def taken(host: str, port: int) -> OSError | None:
     """Why `port` cannot be listened on at `host`, or None. SO_REUSEADDR as gunicorn sets it
     (a connection of a former run in TIME_WAIT is no obstacle), SO_REUSEPORT never."""

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -15,16 +16,33 @@ from pathlib import Path
 import httpx
 
 from devstack import throwaway
+from devstack.ports import below_the_ephemeral_range
 from service_kit.http.dev_tokens import write_signing_key
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port nothing uses now, below the ephemeral range: there no outgoing connection of any
+    process can take it before the service binds it, as one the kernel hands out for port 0
+    could be; never the same one twice in a process."""
+    candidates = below_the_ephemeral_range()
+    for _ in range(1000):
+        port = random.choice(candidates)
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:  # no SO_REUSEADDR: a port in TIME_WAIT is not free
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def wait_until_answering(

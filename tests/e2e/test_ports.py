@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from devstack.ports import problems, taken
+from devstack.ports import below_the_ephemeral_range, problems, taken
 from devstack.processes import ROOT
 
 PORT_NAMES = (
@@ -21,16 +21,10 @@ PORT_NAMES = (
 )
 
 
-def below_the_ephemeral_range() -> range:
-    """Ports no outgoing connection of another test's processes can take between the choice
-    and the check (free_port()'s come from the ephemeral range those connections use)."""
-    with open("/proc/sys/net/ipv4/ip_local_port_range") as ephemeral:
-        lowest = int(ephemeral.read().split()[0])
-    return range(max(1024, lowest - 10_000), lowest)
-
-
 @pytest.fixture
 def ports() -> dict[str, str]:
+    # Below the ephemeral range, where no outgoing connection of another test's processes can
+    # take one between the choice and the check.
     candidates = random.sample(below_the_ephemeral_range(), 200)
     free = [port for port in candidates if taken("127.0.0.1", port) is None]
     assert len(free) >= len(PORT_NAMES), "too few free ports below the ephemeral range"
