@@ -54,9 +54,13 @@ def needed_ports(env: Mapping[str, str]) -> list[Needed]:
 
 
 def below_the_ephemeral_range() -> range:
-    """Ports that no outgoing connection takes (those get theirs from the ephemeral range)."""
-    with open("/proc/sys/net/ipv4/ip_local_port_range") as ephemeral:
-        lowest = int(ephemeral.read().split()[0])
+    """Ports that no outgoing connection takes (those get theirs from the ephemeral range); none
+    where that range is unknown (not Linux)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ephemeral:
+            lowest = int(ephemeral.read().split()[0])
+    except OSError:
+        return range(0)
     return range(max(1024, lowest - 10_000), lowest)
 
 

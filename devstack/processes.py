@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,25 +25,29 @@ BIN = Path(sys.executable).parent
 
 
 _handed_out: set[int] = set()
+_handing_out = threading.Lock()
 
 
 def free_port() -> int:
     """A port nothing uses now, below the ephemeral range: there no outgoing connection of any
     process can take it before the service binds it, as one the kernel hands out for port 0
-    could be; never the same one twice in a process."""
+    could be; never the same one twice in a process. Where that range is unknown, the
+    kernel's choice."""
     candidates = below_the_ephemeral_range()
-    for _ in range(1000):
+    for _ in range(1000 if candidates else 0):
         port = random.choice(candidates)
-        if port in _handed_out:
-            continue
-        with socket.socket() as probe:  # no SO_REUSEADDR: a port in TIME_WAIT is not free
-            try:
+        with _handing_out, socket.socket() as probe:
+            if port in _handed_out:
+                continue
+            try:  # no SO_REUSEADDR: a port in TIME_WAIT is not free
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
-        _handed_out.add(port)
-        return port
-    raise RuntimeError("no free port below the ephemeral range")
+            _handed_out.add(port)
+            return port
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def wait_until_answering(

@@ -179,7 +179,8 @@ def drift(by_minute: list[dict], whole: openloop.Result) -> dict:
     first, last = by_minute[0], by_minute[-1]
     p99 = [_minute_p99(whole, m["minute"]) for m in (first, last)]
     backlog = [first["pending_max"], last["pending_max"]]
-    p99_drift = (p99[1] - p99[0]) / p99[0] if p99[0] else None
+    # A minute without a single answer (every request failed) has no p99: it cannot hold.
+    p99_drift = (p99[1] - p99[0]) / p99[0] if p99[0] and p99[1] is not None else None
     backlog_rise = backlog[1] - backlog[0]
     return {
         "first_minute_p99_ms": p99[0],

@@ -122,9 +122,9 @@ def multi_row_insert_ids_are_consecutive(dialect: Dialect, dbapi_connection: Any
     return int(mode) <= 1 and int(increment) == 1
 
 
-# The statements sent with a COMMIT in one packet stay below this; MariaDB's max_allowed_packet
-# is 16 MiB by default.
-PACKET_BYTES = 1 << 20
+# Statements are gathered into packets of about this many characters; a table's rows go as one
+# statement (a batch is at most 500 orders: far below MariaDB's max_allowed_packet, 16 MiB).
+PACKET_CHARS = 1 << 20
 
 
 class DriverTransaction:
@@ -153,7 +153,7 @@ class DriverTransaction:
         size = 0
         for insert, rows in self._at_commit:
             statement = insert.literal_sql(self.cursor, rows)
-            if packet and size + len(statement) > PACKET_BYTES:
+            if packet and size + len(statement) > PACKET_CHARS:
                 self.execute_all(";".join(packet))
                 packet, size = [], 0
             packet.append(statement)
@@ -223,7 +223,8 @@ class DedicatedConnection:
                 transaction.execute_all(with_commit)
         except BaseException as exc:
             self._fail(exc, cursor, committing=True)
-        cursor.close()
+        with contextlib.suppress(Exception):  # committed: nothing may say otherwise now
+            cursor.close()
 
     def _fail(self, exc: BaseException, cursor: Any, *, committing: bool) -> NoReturn:
         """Raises what the writer's caller gets for `exc`, having dropped the connection (its
@@ -233,7 +234,7 @@ class DedicatedConnection:
                 cursor.close()
         self._drop()
         if isinstance(exc, self._lost):
-            if committing:
+            if committing and not _refused_by_the_server(exc):
                 raise OutcomeUnknown(
                     f"the database connection failed during the commit: {exc}"
                 ) from exc
@@ -245,6 +246,14 @@ class DedicatedConnection:
             with contextlib.suppress(Exception):
                 self._connection.invalidate()
             self._connection = None
+
+
+def _refused_by_the_server(exc: BaseException) -> bool:
+    """True for an error the MySQL server answered (numbered below 2000: a deadlock, a lock wait
+    timeout), after which nothing of the packet was committed; the client's own errors, a lost
+    connection among them, are numbered 2000-2999, and a commit they interrupt may have run."""
+    code = exc.args[0] if exc.args else None
+    return isinstance(code, int) and 1000 <= code < 2000
 
 
 def ping(engine: Engine) -> None:

@@ -22,6 +22,9 @@ class DriverInsert:
     def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect) -> None:
         compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
         self.sql = str(compiled)
+        self._head, separator, self._values = self.sql.partition(" VALUES ")
+        if not separator:
+            raise ValueError(f"not an INSERT ... VALUES: {self.sql}")
         self._order = positional_order(compiled)
         # The dialect's own type (a TypeDecorator's load_dialect_impl), as SQLAlchemy binds it:
         # Money is text on SQLite, and Numeric's generic binder would make it a float there.
@@ -45,9 +48,8 @@ class DriverInsert:
     def literal_sql(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> str:
         """One multi-row INSERT with the values escaped in by the driver (`mogrify`, a PyMySQL
         cursor's), for a packet of several statements."""
-        head, _, values = self.sql.partition(" VALUES ")
-        return f"{head} VALUES " + ",".join(
-            cursor.mogrify(values, self.parameters(row)) for row in rows
+        return f"{self._head} VALUES " + ",".join(
+            cursor.mogrify(self._values, self.parameters(row)) for row in rows
         )
 
     def rows_with_ids(

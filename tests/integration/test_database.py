@@ -11,6 +11,7 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.pool import Pool
 
 from order_service.repository import NEW_ORDER_COLUMNS, GroupCommittedOrders, orders
+from service_kit.errors import DependencyUnavailable, OutcomeUnknown
 from service_kit.storage import db
 from service_kit.storage.rows import DriverInsert
 from tests.integration.test_idempotency import NoLists
@@ -88,11 +89,22 @@ def test_the_committer_sends_its_last_inserts_with_the_commit_and_only_it_may(
     product_id = 600_000 + uuid.uuid4().int % 100_000
     fields = {"productId": product_id, "qty": 1, "totalPrice": 1, "status": "PENDING"}
     rows = [{**fields, "owner": f"o-{n}", "createdAt": db.utc_now()} for n in range(50)]
-    monkeypatch.setattr(db, "PACKET_BYTES", 1000)  # a packet per few statements
+    monkeypatch.setattr(db, "PACKET_CHARS", 1000)  # a packet per few statements
+    packets: list[str] = []
+    send = db.DriverTransaction.execute_all
+
+    def noted(transaction: db.DriverTransaction, statements: str) -> None:
+        packets.append(statements)
+        send(transaction, statements)
+
+    monkeypatch.setattr(db.DriverTransaction, "execute_all", noted)
     with writer.transaction() as transaction:
         for n in range(0, 50, 5):
             transaction.insert_at_commit(insert, rows[n : n + 5])
     assert _count_of(engine, product_id) == 50
+    assert len(packets) > 2 and packets[-1].endswith(";COMMIT")
+    assert sum(packet.count("INSERT") for packet in packets) == 10
+    assert all(len(packet) < 1000 + len(packets[0]) for packet in packets)
     with pytest.raises(pymysql.err.DataError), writer.transaction() as transaction:
         transaction.insert_at_commit(insert, rows[:5])
         transaction.insert_at_commit(insert, [{**rows[0], "owner": "x" * 256}])  # too long
@@ -106,3 +118,29 @@ def _count_of(engine, product_id: int) -> int:  # noqa: ANN001
     query = select(func.count()).where(orders.c.productId == product_id)
     with engine.connect() as connection:
         return connection.execute(query).scalar_one()
+
+
+def test_an_error_the_server_answers_in_the_commit_packet_is_no_unknown_outcome(
+    mysql_databases, monkeypatch
+):
+    """A deadlock reported for a statement of the packet holding the COMMIT stops the packet
+    there: nothing was committed, so the caller may say so (503, retry) rather than `unknown`;
+    a connection lost during that packet stays an unknown outcome."""
+    engine = db.create_engine_for(mysql_databases["order"])
+    writer = db.DedicatedConnection(engine)
+    insert = DriverInsert(orders, NEW_ORDER_COLUMNS, engine.dialect)
+    row = {"productId": 1, "qty": 1, "totalPrice": 1, "status": "PENDING", "owner": "o"}
+    row["createdAt"] = db.utc_now()
+    for error, expected in [
+        (pymysql.err.OperationalError(1213, "Deadlock found"), DependencyUnavailable),
+        (pymysql.err.OperationalError(2013, "Lost connection"), OutcomeUnknown),
+    ]:
+
+        def fails(_transaction: db.DriverTransaction, statements: str, error=error) -> None:
+            assert statements.endswith(";COMMIT")
+            raise error
+
+        monkeypatch.setattr(db.DriverTransaction, "execute_all", fails)
+        with pytest.raises(expected), writer.transaction() as transaction:
+            transaction.insert_at_commit(insert, [row])
+    engine.dispose()

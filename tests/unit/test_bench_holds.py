@@ -41,10 +41,15 @@ def test_without_a_drain_time_every_passed_rate_is_likely():
 def test_a_long_hold_drifts_when_its_last_minute_is_slower_than_its_first():
     from perf import openloop, soak
 
-    def hold(last_minute_ms: float, last_pending: int) -> dict:
+    def hold(last_minute_ms: float | None, last_pending: int) -> dict:
+        """`last_minute_ms` None: no request of the last minute was answered."""
         result = openloop.Result(rate=100, seconds=120)
         for second in range(120):
             for _ in range(100):
+                if second >= 60 and last_minute_ms is None:
+                    result.failed_at_s.append(second)
+                    result.errors["ReadTimeout"] += 1
+                    continue
                 result.scheduled_s.append(second)
                 result.latencies_ms.append(10.0 if second < 60 else last_minute_ms)
                 result.answered_with.append(201)
@@ -54,13 +59,15 @@ def test_a_long_hold_drifts_when_its_last_minute_is_slower_than_its_first():
             for answers in result.per_second(201)
         ]
         by_minute = soak.minutes(timeline)
-        assert [m["answered"] for m in by_minute] == [6000, 6000]
+        assert [m["answered"] for m in by_minute] == [6000, 0 if last_minute_ms is None else 6000]
         return soak.drift(by_minute, result)
 
     steady = hold(11.0, 55)  # +10% p99, a backlog within a second's orders
     assert steady["within_limit"] and steady["p99_drift"] == 0.1
     assert not hold(13.0, 55)["within_limit"]  # +30% p99
     assert not hold(10.0, 400)["within_limit"]  # the backlog grew by more than 1 s of orders
+    collapsed = hold(None, 55)  # nothing answered in the last minute (a 10-minute overload)
+    assert not collapsed["within_limit"] and collapsed["last_minute_p99_ms"] is None
 
 
 def test_a_failure_counts_in_the_second_it_was_scheduled_in():
