@@ -330,7 +330,7 @@ def main() -> None:
     # Steps of 250 orders/s and 500 requests/s: the machine's speed drifts by a factor of two
     # between runs, and coarser steps made the ratio jump (a ceiling of 2000 where 3000 failed).
     parser.add_argument("--order-rates", default=_rates(250, 5000, 250))
-    parser.add_argument("--ceiling-rates", default=_rates(1000, 12000, 500))
+    parser.add_argument("--ceiling-rates", default=_rates(1000, 20000, 500))
     parser.add_argument("--read-rates", default=_rates(1000, 8000, 500))
     parser.add_argument(
         "--broker-priority",
