@@ -196,6 +196,10 @@ async def _run(
     for worker in unfinished:
         worker.cancel()
         errors["Timeout"] += 1
+    while not due.empty():  # scheduled, never sent: the connections were all still busy
+        if (never_sent := due.get_nowait()) is not None:
+            errors["NotSent"] += 1
+            failed_at_s.append(int(never_sent - started))
     wall = clock() - started
     result.generator_cpu = (time.process_time() - cpu_started) / wall
     result.connections = connections

@@ -240,9 +240,10 @@ def print_minutes(figures: dict) -> None:
         )
     d = figures["drift"]
     if d.get("within_limit") is not None:
+        change = "no answer" if d["p99_drift"] is None else f"{d['p99_drift']:+.0%}"
         print(
-            f"  drift, last minute against the first: p99 {d['first_minute_p99_ms']:.1f} → "
-            f"{d['last_minute_p99_ms']:.1f} ms ({d['p99_drift']:+.0%}), PENDING up to "
+            f"  drift, last minute against the first: p99 {d['first_minute_p99_ms']} → "
+            f"{d['last_minute_p99_ms']} ms ({change}), PENDING up to "
             f"{d['first_minute_pending_max']} → {d['last_minute_pending_max']}: "
             f"{'within' if d['within_limit'] else 'OVER'} the limit",
             flush=True,

@@ -68,6 +68,7 @@ def test_a_long_hold_drifts_when_its_last_minute_is_slower_than_its_first():
     assert not hold(10.0, 400)["within_limit"]  # the backlog grew by more than 1 s of orders
     collapsed = hold(None, 55)  # nothing answered in the last minute (a 10-minute overload)
     assert not collapsed["within_limit"] and collapsed["last_minute_p99_ms"] is None
+    soak.print_minutes({"minutes": [], "drift": collapsed})  # said, not a crash
 
 
 def test_a_failure_counts_in_the_second_it_was_scheduled_in():
@@ -81,3 +82,21 @@ def test_a_failure_counts_in_the_second_it_was_scheduled_in():
     seconds = result.per_second(201)
     assert [(s["answered"], s["failed"]) for s in seconds] == [(1, 0), (1, 1), (0, 1)]
     assert seconds[0]["p50_ms"] == 5.0 and seconds[2]["p99_ms"] is None
+
+
+def test_a_request_the_generator_never_got_to_send_counts_as_failed():
+    """A server that answers nothing: two connections stay busy, everything scheduled behind
+    them is counted as failed in the second it was scheduled in, none is left out."""
+    import socket
+
+    from perf import openloop
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/"
+        result = openloop.run(url, rate=100, seconds=1, connections=2, timeout_s=0.5)
+    assert result.sent > 50
+    assert result.errors["Timeout"] == 2
+    assert result.errors["NotSent"] == result.sent - 2 == len(result.failed_at_s)
+    assert result.failed(200) == result.sent
