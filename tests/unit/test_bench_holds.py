@@ -100,3 +100,26 @@ def test_a_request_the_generator_never_got_to_send_counts_as_failed():
     assert result.errors["Timeout"] == 2
     assert result.errors["NotSent"] == result.sent - 2 == len(result.failed_at_s)
     assert result.failed(200) == result.sent
+
+
+def test_the_accounting_allows_stored_orders_only_for_requests_sent_and_never_answered():
+    from perf.bench import nothing_lost
+
+    def accounting(created: int, stored: int, unanswered: int, applied: int | None = None) -> dict:
+        each = stored if applied is None else applied
+        return {
+            "responses_201": created,
+            "orders_stored": stored,
+            "sent_unanswered": unanswered,
+            "order_created_applied_by_product": each,
+            "order_created_logged_by_order": stored,
+            "stock_decrement": stored,
+            "orders_confirmed": stored,
+            "outbox_left": 0,
+        }
+
+    assert nothing_lost(accounting(1000, 1000, 0))
+    assert nothing_lost(accounting(1000, 1256, 256))  # cancelled in flight, stored anyway
+    assert not nothing_lost(accounting(1000, 1257, 256))  # one more than was ever sent
+    assert not nothing_lost(accounting(1000, 999, 256))  # a 201 without its order
+    assert not nothing_lost(accounting(1000, 1000, 0, applied=1001))  # applied twice
