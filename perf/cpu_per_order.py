@@ -51,6 +51,9 @@ def main() -> None:
         f"{args.rate} orders/s for {args.seconds:.0f} s: {result.statuses[201]} created, "
         f"p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms, settled within {settled_s:.1f} s"
     )
+    others = {status: n for status, n in result.statuses.items() if status != 201}
+    if others or result.errors:
+        print(f"  not created: {others or ''} {dict(result.errors) or ''}")
     print("CPU per order (µs): " + ", ".join(f"{k} {v}" for k, v in per_order.items()))
     print(f"order web / bare request: {per_order['order'] / bare:.3f}")
 

@@ -276,25 +276,29 @@ def _admitted_in(
 class _Lease:
     """Units of one client's policy taken from the shared window ahead, spent here."""
 
-    __slots__ = ("size", "left", "expires", "window_read")
+    __slots__ = ("size", "left", "taken_at", "expires", "window_read", "refilling")
 
     def __init__(self) -> None:
         self.size = 1  # units the next lease asks for
         self.left = 0
+        self.taken_at = 0.0
         self.expires = 0.0
         self.window_read: tuple = (0, 0.0, 0, 0.0)
+        self.refilling = False  # a request of this process is taking the next lease
 
 
 class _Windows:
     """The sliding windows of `limits`, taken and read in one go, through leases: a client that
     keeps spending its units quickly takes them from the shared window in growing leases (twice
-    as many each time one is spent within `LEASE_S`, at most 1% of the quota) and spends them in
-    this process without a round trip; a lease not spent within `LEASE_S` lapses, and the next
-    is half as big. Units are taken atomically from the window, so every process together never
-    admits more than the quota; a lapsed lease's unspent units count against its client for the
-    window (at most 1% of the quota each), and a client with few requests pays a round trip for
-    each, as without leases. A single round trip per request had cost a fifth of a web worker's
-    CPU under load (docs/performance.md)."""
+    as many each time one is spent within half of `LEASE_S`, at most 1% of the quota) and spends
+    them in this process without a round trip; a lease not spent within `LEASE_S` lapses, and
+    the next is half as big. One request at a time takes a client's next lease; the client's
+    requests meanwhile take a unit each, so no lease replaces another. Units are taken
+    atomically from the window, so every process together never admits more than the quota; a
+    lapsed lease's unspent units count against its client for the window (at most 1% of the
+    quota each), and a client with few requests pays a round trip for each, as without leases.
+    A single round trip per request had cost a fifth of a web worker's CPU under load
+    (docs/performance.md)."""
 
     LEASE_S = 1.0
     MOST_PER_QUOTA = 0.01
@@ -313,46 +317,66 @@ class _Windows:
         now = time.monotonic()
         results: list[tuple[bool, tuple] | None] = []
         wanted: list[tuple[str, Policy, int]] = []
+        refills: list[bool] = []  # per wanted key: whether this request takes its next lease
         with self._lock:
             for key, policy in keys:
                 lease = self._leases.get(key)
                 if lease is not None and lease.left and now < lease.expires:
                     lease.left -= 1
-                    results.append((True, _unspent_left_out(lease)))
-                else:
-                    results.append(None)
-                    wanted.append((key, policy, self._next_size(key, policy, now)))
+                    results.append((True, _unspent_left_out(lease.window_read, lease.left)))
+                    continue
+                results.append(None)
+                refill = lease is None or not lease.refilling
+                if refill:
+                    lease = self._leases.get(key) or self._new_lease(key)
+                    lease.refilling = True
+                refills.append(refill)
+                size = self._next_size(lease, policy, now) if refill else 1
+                wanted.append((key, policy, size))
         if not wanted:
             return results  # type: ignore[return-value]
-        taken = self._take(wanted)
-        if any(not ok and size > 1 for (_, _, size), (ok, _) in zip(wanted, taken, strict=True)):
-            # A lease too big for what is left of the quota: this request's own unit instead.
-            wanted = [(key, policy, 1) for key, policy, _ in wanted]
+        try:
             taken = self._take(wanted)
+            pairs = zip(wanted, taken, strict=True)
+            if any(not ok and size > 1 for (_, _, size), (ok, _) in pairs):
+                # A lease too big for what is left of the quota: this request's own unit instead.
+                wanted = [(key, policy, 1) for key, policy, _ in wanted]
+                taken = self._take(wanted)
+        finally:
+            with self._lock:
+                for (key, _, _), refill in zip(wanted, refills, strict=True):
+                    if refill and (lease := self._leases.get(key)) is not None:
+                        lease.refilling = False
         with self._lock:
-            answers = iter(zip(wanted, taken, strict=True))
+            answers = iter(zip(wanted, taken, refills, strict=True))
             for index, result in enumerate(results):
                 if result is not None:
                     continue
-                (key, _, size), (acquired, window_read) = next(answers)
-                lease = self._leases.setdefault(key, _Lease())
-                lease.left = size - 1 if acquired else 0
-                # A refused client is not a busy one: its next request asks for one unit.
-                lease.expires = now + self.LEASE_S if acquired else 0.0
-                lease.size = size if acquired else 1
-                lease.window_read = window_read
-                results[index] = (acquired, _unspent_left_out(lease))
+                (key, _, size), (acquired, window_read), refill = next(answers)
+                lease = self._leases.get(key) or self._new_lease(key)
+                if refill:  # the lease is replaced: what a lapsed one left was counted spent
+                    lease.left = size - 1 if acquired else 0
+                    lease.taken_at = now
+                    # A refused client is not a busy one: its next request asks for one unit.
+                    lease.expires = now + self.LEASE_S if acquired else 0.0
+                    lease.size = size if acquired else 1
+                    lease.window_read = window_read
+                results[index] = (acquired, _unspent_left_out(window_read, lease.left))
         return results  # type: ignore[return-value]
 
-    def _next_size(self, key: str, policy: Policy, now: float) -> int:
-        lease = self._leases.get(key)
-        if lease is None:
-            if len(self._leases) > 100_000:  # clients come and go: forget them all, rarely
-                self._leases.clear()
-            return 1
+    def _new_lease(self, key: str) -> _Lease:
+        if len(self._leases) > 100_000:  # clients come and go: forget them all, rarely
+            self._leases.clear()
+        lease = self._leases[key] = _Lease()
+        return lease
+
+    def _next_size(self, lease: _Lease, policy: Policy, now: float) -> int:
+        """Twice the last lease's size if it was spent within half its time (so the next one is
+        spent in time too), the same if spent in time, half if it lapsed."""
         most = max(1, int(policy.quota * self.MOST_PER_QUOTA))
         if lease.left == 0 and now < lease.expires:  # spent in time: the client is busy
-            lease.size = min(most, lease.size * 2)
+            if now < lease.taken_at + self.LEASE_S / 2:
+                lease.size = min(most, lease.size * 2)
         else:
             lease.size = max(1, lease.size // 2)
         return lease.size
@@ -402,9 +426,9 @@ class _Windows:
         return results
 
 
-def _unspent_left_out(lease: _Lease) -> tuple:
-    previous, previous_ttl, current, current_ttl = lease.window_read
-    return previous, previous_ttl, max(0, current - lease.left), current_ttl
+def _unspent_left_out(window_read: tuple, left: int) -> tuple:
+    previous, previous_ttl, current, current_ttl = window_read
+    return previous, previous_ttl, max(0, current - left), current_ttl
 
 
 def open_storage(redis_url: str | None, namespace: str) -> Any:

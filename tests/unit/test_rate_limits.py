@@ -3,6 +3,8 @@ deployment's overrides, the client's address behind trusted proxies, the Retry-A
 of the sliding window, and the fields' syntax (the integration tests run the limiter)."""
 
 import ipaddress
+import threading
+import time
 
 import http_sfv
 import pytest
@@ -200,3 +202,68 @@ def test_a_leased_unit_counts_down_the_standing_one_by_one():
         for acquired, window in (windows.hit([("burst/a:1", policy)])[0] for _ in range(40))
     ]
     assert left == list(range(999, 959, -1))
+
+
+class HeldStorage(CountedStorage):
+    """A storage whose next trip waits until released, as a Redis round trip under load does
+    while the client's other requests come in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold = threading.Event()
+        self.release = threading.Event()
+
+    def acquire_sliding_window_entry(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        if self.hold.is_set():
+            self.hold.clear()
+            assert self.release.wait(5)
+        return super().acquire_sliding_window_entry(*args, **kwargs)
+
+
+def units_taken(storage: CountedStorage, key: str, policy: Policy) -> int:
+    previous, _, current, _ = storage.storage.get_sliding_window(key, policy.window_s)
+    return previous + current
+
+
+def test_requests_meanwhile_never_replace_the_lease_being_taken():
+    from service_kit.http.rate_limits import _Windows
+
+    policy, key = Policy("burst", 1_000_000, 60), "burst/s:alice"
+    shared = HeldStorage()
+    windows = _Windows(shared)
+    admitted = sum(windows.hit([(key, policy)])[0][0] for _ in range(100))  # leases grow
+    shared.hold.set()
+    while windows._leases[key].left:  # spend the lease in hand: the next request takes one
+        admitted += windows.hit([(key, policy)])[0][0]
+    taking = threading.Thread(target=lambda: windows.hit([(key, policy)]))
+    taking.start()
+    while shared.hold.is_set():
+        time.sleep(0.001)
+    trips = shared.trips
+    meanwhile = sum(windows.hit([(key, policy)])[0][0] for _ in range(50))
+    shared.release.set()
+    taking.join()
+    assert meanwhile == 50
+    # Meanwhile a unit each, no lease of their own; every unit taken from the window is spent
+    # or in the lease in hand (lapsed leases aside): none was replaced with its units unspent.
+    assert shared.trips - trips == 50 + 1
+    unspent = units_taken(shared, key, policy) - (admitted + meanwhile + 1)
+    assert unspent == windows._leases[key].left
+
+
+def test_a_client_at_a_steady_rate_lets_no_lease_lapse(monkeypatch):
+    from service_kit.http import rate_limits
+
+    clock = [1000.0]
+    monkeypatch.setattr(rate_limits.time, "monotonic", lambda: clock[0])
+    policy = Policy("burst", 10_000_000, 60)
+    shared = CountedStorage()
+    windows = rate_limits._Windows(shared)
+    for _ in range(14_000):  # 1400 requests/s for 10 s
+        clock[0] += 1 / 1400
+        assert windows.hit([("burst/s:bob", policy)])[0][0]
+    # Leases grow while they are spent within half their time, so none lapses: the window
+    # counts the requests and the lease in hand (half a second of them at most). Leases that
+    # doubled whenever spent within their time lapsed every few seconds: 3407 units unspent.
+    assert units_taken(shared, "burst/s:bob", policy) - 14_000 <= 700
+    assert shared.trips < 40
