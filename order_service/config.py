@@ -29,7 +29,7 @@ def load_config(env: Mapping[str, str] = os.environ) -> OrderConfig:
         price_fresh_s=env_int(env, "ORDER_PRICE_FRESH_MS", 5000, minimum=0, maximum=600_000) / 1000,
         price_stale_s=env_int(env, "ORDER_PRICE_STALE_S", 300, minimum=0, maximum=86_400),
         group_commit_interval_s=env_int(
-            env, "ORDER_GROUP_COMMIT_INTERVAL_MS", 6, minimum=0, maximum=1000
+            env, "ORDER_GROUP_COMMIT_INTERVAL_MS", 12, minimum=0, maximum=1000
         )
         / 1000,
     )
