@@ -276,12 +276,11 @@ def _admitted_in(
 class _Lease:
     """Units of one client's policy taken from the shared window ahead, spent here."""
 
-    __slots__ = ("size", "left", "taken_at", "expires", "window_read", "refilling")
+    __slots__ = ("size", "left", "expires", "window_read", "refilling")
 
     def __init__(self) -> None:
         self.size = 1  # units the next lease asks for
         self.left = 0
-        self.taken_at = 0.0
         self.expires = 0.0
         self.window_read: tuple = (0, 0.0, 0, 0.0)
         self.refilling = False  # a request of this process is taking the next lease
@@ -316,8 +315,9 @@ class _Windows:
         ttl)), the ttls in seconds; the counts leave out the units leased here but not spent."""
         now = time.monotonic()
         results: list[tuple[bool, tuple] | None] = []
-        wanted: list[tuple[str, Policy, int]] = []
-        refills: list[bool] = []  # per wanted key: whether this request takes its next lease
+        # What this request takes from the shared windows: (key, policy, units, the lease it
+        # takes, or None: a unit of its own while another request takes the lease).
+        wanted: list[tuple[str, Policy, int, _Lease | None]] = []
         with self._lock:
             for key, policy in keys:
                 lease = self._leases.get(key)
@@ -326,41 +326,51 @@ class _Windows:
                     results.append((True, _unspent_left_out(lease.window_read, lease.left)))
                     continue
                 results.append(None)
-                refill = lease is None or not lease.refilling
-                if refill:
-                    lease = self._leases.get(key) or self._new_lease(key)
-                    lease.refilling = True
-                refills.append(refill)
-                size = self._next_size(lease, policy, now) if refill else 1
-                wanted.append((key, policy, size))
+                if lease is not None and lease.refilling:
+                    wanted.append((key, policy, 1, None))
+                    continue
+                lease = lease or self._new_lease(key)
+                size = self._next_size(lease, policy, now)
+                lease.refilling = True
+                wanted.append((key, policy, size, lease))
         if not wanted:
             return results  # type: ignore[return-value]
         try:
-            taken = self._take(wanted)
-            pairs = zip(wanted, taken, strict=True)
-            if any(not ok and size > 1 for (_, _, size), (ok, _) in pairs):
-                # A lease too big for what is left of the quota: this request's own unit instead.
-                wanted = [(key, policy, 1) for key, policy, _ in wanted]
-                taken = self._take(wanted)
-        finally:
+            taken = self._take([(key, policy, size) for key, policy, size, _ in wanted])
+            too_big = [
+                index
+                for index, ((_, _, size, _), (ok, _)) in enumerate(zip(wanted, taken, strict=True))
+                if not ok and size > 1
+            ]
+            if too_big:  # a lease bigger than what is left of the quota: a unit of its own
+                for index in too_big:
+                    key, policy, _, lease = wanted[index]
+                    wanted[index] = (key, policy, 1, lease)
+                again = self._take([wanted[index][:3] for index in too_big])
+                for index, answer in zip(too_big, again, strict=True):
+                    taken[index] = answer
+        except BaseException:
             with self._lock:
-                for (key, _, _), refill in zip(wanted, refills, strict=True):
-                    if refill and (lease := self._leases.get(key)) is not None:
+                for *_, lease in wanted:
+                    if lease is not None:
                         lease.refilling = False
+            raise
         with self._lock:
-            answers = iter(zip(wanted, taken, refills, strict=True))
+            answers = iter(zip(wanted, taken, strict=True))
             for index, result in enumerate(results):
                 if result is not None:
                     continue
-                (key, _, size), (acquired, window_read), refill = next(answers)
-                lease = self._leases.get(key) or self._new_lease(key)
-                if refill:  # the lease is replaced: what a lapsed one left was counted spent
-                    lease.left = size - 1 if acquired else 0
-                    lease.taken_at = now
-                    # A refused client is not a busy one: its next request asks for one unit.
-                    lease.expires = now + self.LEASE_S if acquired else 0.0
-                    lease.size = size if acquired else 1
-                    lease.window_read = window_read
+                (_, _, size, lease), (acquired, window_read) = next(answers)
+                if lease is None:  # the counts as read: the units leased here count as used
+                    results[index] = (acquired, window_read)
+                    continue
+                lease.refilling = False
+                # The lease is replaced: what a lapsed one left was counted spent.
+                lease.left = size - 1 if acquired else 0
+                # A refused client is not a busy one: its next request asks for one unit.
+                lease.expires = now + self.LEASE_S if acquired else 0.0
+                lease.size = size if acquired else 1
+                lease.window_read = window_read
                 results[index] = (acquired, _unspent_left_out(window_read, lease.left))
         return results  # type: ignore[return-value]
 
@@ -375,7 +385,7 @@ class _Windows:
         spent in time too), the same if spent in time, half if it lapsed."""
         most = max(1, int(policy.quota * self.MOST_PER_QUOTA))
         if lease.left == 0 and now < lease.expires:  # spent in time: the client is busy
-            if now < lease.taken_at + self.LEASE_S / 2:
+            if now < lease.expires - self.LEASE_S / 2:
                 lease.size = min(most, lease.size * 2)
         else:
             lease.size = max(1, lease.size // 2)
