@@ -29,7 +29,7 @@ Result = TypeVar("Result")
 _log = logging.getLogger(__name__)
 # Commits are spaced only once an interval would gather this many writes: below that, the wait
 # would cost every order latency for little CPU.
-SPACED_BATCH = 4
+SPACED_BATCH = 8
 
 
 class _Pending(Generic[Item, Result]):

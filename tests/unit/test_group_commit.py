@@ -17,7 +17,7 @@ from order_service.repository import (
 )
 from service_kit import request_id
 from service_kit.storage.db import create_engine_for
-from service_kit.storage.group_commit import GroupCommit
+from service_kit.storage.group_commit import SPACED_BATCH, GroupCommit
 from tests.helpers import parse_event
 
 
@@ -63,12 +63,13 @@ def test_writes_more_frequent_than_the_interval_wait_for_company():
         return items
 
     group = GroupCommit(commit, interval_s=0.3)
-    for n in range(20):  # one every 50 ms, each waiting for its commit: six per interval
+    writes = 6 * SPACED_BATCH
+    for n in range(writes):  # each waiting for its commit: twice SPACED_BATCH per interval
         threading.Thread(target=group.submit, args=(n,)).start()
-        time.sleep(0.05)
+        time.sleep(0.3 / (2 * SPACED_BATCH))
     time.sleep(0.6)
-    assert sorted(sum(batches, [])) == list(range(20))
-    assert max(len(batch) for batch in batches) >= 4
+    assert sorted(sum(batches, [])) == list(range(writes))
+    assert max(len(batch) for batch in batches) >= SPACED_BATCH
 
 
 def test_writes_that_come_during_a_commit_make_the_next_batch_without_waiting():
