@@ -279,7 +279,7 @@ class _Lease:
     __slots__ = ("size", "left", "expires", "window_read", "refilling")
 
     def __init__(self) -> None:
-        self.size = 1  # units the next lease asks for
+        self.size = 1  # units the last lease took, from which the next one's are worked out
         self.left = 0
         self.expires = 0.0
         self.window_read: tuple = (0, 0.0, 0, 0.0)
@@ -312,7 +312,8 @@ class _Windows:
 
     def hit(self, keys: Sequence[tuple[str, Policy]]) -> list[tuple[bool, tuple]]:
         """Per (key, policy): (a unit taken, (previous count, its ttl, current count, its
-        ttl)), the ttls in seconds; the counts leave out the units leased here but not spent."""
+        ttl)), the ttls in seconds; the counts leave out the units leased here but not spent,
+        but for a unit taken while another request takes the lease (the window as read)."""
         now = time.monotonic()
         results: list[tuple[bool, tuple] | None] = []
         # What this request takes from the shared windows: (key, policy, units, the lease it
@@ -351,11 +352,10 @@ class _Windows:
                     taken[index] = answer
         except BaseException:
             with self._lock:
-                for *_, lease in wanted:
-                    if lease is not None:
-                        lease.refilling = False
+                _taken_or_not(wanted)
             raise
         with self._lock:
+            _taken_or_not(wanted)  # under the same lock as the answers: no refill in between
             answers = iter(zip(wanted, taken, strict=True))
             for index, result in enumerate(results):
                 if result is not None:
@@ -364,7 +364,6 @@ class _Windows:
                 if lease is None:  # the counts as read: the units leased here count as used
                     results[index] = (acquired, window_read)
                     continue
-                lease.refilling = False
                 # The lease is replaced: what a lapsed one left was counted spent.
                 lease.left = size - 1 if acquired else 0
                 # A refused client is not a busy one: its next request asks for one unit.
@@ -382,7 +381,8 @@ class _Windows:
 
     def _next_size(self, lease: _Lease, policy: Policy, now: float) -> int:
         """Twice the last lease's size if it was spent within half its time (so the next one is
-        spent in time too), the same if spent in time, half if it lapsed."""
+        spent in time too), the same if spent in time, half if it lapsed or the client's next
+        request came after it expired."""
         most = max(1, int(policy.quota * self.MOST_PER_QUOTA))
         if lease.left == 0 and now < lease.expires:  # spent in time: the client is busy
             if now < lease.expires - self.LEASE_S / 2:
@@ -434,6 +434,13 @@ class _Windows:
             )
             results.append((bool(replies[index]), window_read))
         return results
+
+
+def _taken_or_not(wanted: Sequence[tuple[str, Policy, int, _Lease | None]]) -> None:
+    """The leases these requests were taking are free to be taken again."""
+    for *_, lease in wanted:
+        if lease is not None:
+            lease.refilling = False
 
 
 def _unspent_left_out(window_read: tuple, left: int) -> tuple:
