@@ -30,6 +30,11 @@ class Unavailable(Exception):
     """The server is not there."""
 
 
+def mysql_server_url() -> str:
+    """The test server's URL, without a database."""
+    return f"mysql+pymysql://{MYSQL_USER}:{MYSQL_PASSWORD}@{MYSQL_HOST}:{MYSQL_PORT}"
+
+
 def mysql_admin() -> pymysql.connections.Connection:
     return pymysql.connect(
         host=MYSQL_HOST,
@@ -50,7 +55,7 @@ def mysql_databases() -> Iterator[dict[str, str]]:
         raise Unavailable(f"no MariaDB/MySQL at {MYSQL_HOST}:{MYSQL_PORT}: {exc}") from exc
     run = uuid.uuid4().hex[:8]
     names = {service: f"test_{service}_{run}" for service in MIGRATIONS}
-    server = f"mysql+pymysql://{MYSQL_USER}:{MYSQL_PASSWORD}@{MYSQL_HOST}:{MYSQL_PORT}"
+    server = mysql_server_url()
     try:
         with admin.cursor() as cursor:
             for name in names.values():

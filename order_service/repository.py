@@ -2,6 +2,8 @@
 its own, with the statements generated from the same tables. Column names are the contract's
 field names, so a row is already the `Order` of order.yaml."""
 
+import datetime
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -15,11 +17,13 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     select,
     update,
 )
 
-from service_kit import exact_json, request_id
+from order_service.service import PENDING
+from service_kit import request_id
 from service_kit.idempotency import IdempotencyKey, KeyReused
 from service_kit.messaging import outbox
 from service_kit.messaging.events import new_event
@@ -32,13 +36,7 @@ from service_kit.storage.db import (
     utc_now,
 )
 from service_kit.storage.group_commit import GroupCommit
-from service_kit.storage.idempotency import (
-    BatchKeys,
-    IdempotencyRecords,
-    idempotency_table,
-    row_of,
-)
-from service_kit.storage.rows import DriverInsert
+from service_kit.storage.rows import DriverInsert, DriverSelect
 from service_kit.telemetry import metrics, tracing
 from service_kit.telemetry.tracing import Carrier
 
@@ -60,15 +58,30 @@ orders = Table(
     # Who placed it (the token's subject); NULL for orders from before owners were recorded,
     # which only the back office sees. Not part of the contract's Order.
     Column("owner", exact_string(255), nullable=True),  # `Alice` is not `alice`
+    # The Idempotency-Key the owner sent it with, and that request's fingerprint (the key's
+    # answer is this order); neither is part of the contract's Order.
+    Column("idempotencyKey", exact_string(128), nullable=True),
+    Column("fingerprint", String(64), nullable=True),
     Index("ix_orders_product_newest", "productId", "id"),
     Index("ix_orders_owner_product_newest", "owner", "productId", "id"),
+    Index("ux_orders_owner_key", "owner", "idempotencyKey", unique=True),
     mysql_charset="utf8mb4",
 )
 event_tables = EventTables(metadata)
-idempotency_keys = idempotency_table(metadata)
-NEW_ORDER_COLUMNS = ("productId", "qty", "totalPrice", "status", "createdAt", "owner")
+NEW_ORDER_COLUMNS = (
+    "productId",
+    "qty",
+    "totalPrice",
+    "status",
+    "createdAt",
+    "owner",
+    "idempotencyKey",
+    "fingerprint",
+)
 # What an order is in the contract (order.yaml's Order, order.created's data).
-CONTRACT_COLUMNS = [column for column in orders.c if column.name != "owner"]
+CONTRACT_COLUMNS = [
+    column for column in orders.c if column.name not in ("owner", "idempotencyKey", "fingerprint")
+]
 
 
 class _NewOrder(NamedTuple):
@@ -134,11 +147,14 @@ class GroupCommittedOrders:
     multi-row INSERT per table where the database allows, for a whole batch. Once a batch is
     committed, the cached order lists of its products are invalidated.
 
-    An order sent with an Idempotency-Key is stored with the key's answer, in the same
-    transaction (repeats within the batch get their first's answer). A key answered before
-    makes that INSERT fail (after waiting for the other commit, if it is not in yet): the batch
-    is then committed again, having asked which of its keys have an answer, and those requests
-    get their first answer instead of a new order. A repeat is rare, so a batch asks only then."""
+    An order sent with an Idempotency-Key carries the key and its request's fingerprint on its
+    own row, unique per owner (the key's scope): the key's answer is the order as it was created
+    (its status then, PENDING; only the status changes later). Repeats within a batch get their
+    first's answer. A key answered before makes the orders' INSERT fail (after waiting for the
+    other commit, if it is not in yet): the batch is then committed again, having asked which of
+    its keys have an order, and those requests get that order instead of a new one. A repeat is
+    rare, so a batch asks only then. A key older than `idempotency_ttl_s` is forgotten: it
+    answers nothing, and a new order with it takes it over."""
 
     def __init__(
         self,
@@ -150,34 +166,44 @@ class GroupCommittedOrders:
     ) -> None:
         self._engine = engine
         self._lists = lists
-        self._idempotency_ttl_s = idempotency_ttl_s
+        self._idempotency_ttl = datetime.timedelta(seconds=idempotency_ttl_s)
         self._driver = DedicatedConnection(engine)
         self._insert_orders = DriverInsert(orders, NEW_ORDER_COLUMNS, engine.dialect)
         self._insert_events = DriverInsert(event_tables.outbox, outbox.COLUMNS, engine.dialect)
-        self._keys = BatchKeys(idempotency_keys, engine.dialect, idempotency_ttl_s)
+        self._bind_time = orders.c.createdAt.type.bind_processor(engine.dialect)
         self._conflict = engine.dialect.loaded_dbapi.IntegrityError
         self._group: GroupCommit[_NewOrder, Order] = GroupCommit(
             self._commit, name="orders", after_commit=self._invalidate_lists, interval_s=interval_s
         )
 
     def add(self, fields: Mapping[str, Any], idempotency: IdempotencyKey | None = None) -> Order:
+        if idempotency is not None and idempotency.scope != fields.get("owner"):
+            raise ValueError("an order's key belongs to the order's owner")
         return self._group.submit(
             _NewOrder(fields, request_id.current(), tracing.current(), idempotency)
         )
 
     def answered(self, idempotency: IdempotencyKey) -> Order | None:
-        with self._engine.begin() as connection:
-            records = IdempotencyRecords(connection, idempotency_keys, self._idempotency_ttl_s)
-            body = records.earlier_answer(idempotency)
-        return None if body is None else exact_json.loads(body)
+        query = select(*CONTRACT_COLUMNS, orders.c.fingerprint).where(
+            orders.c.owner == idempotency.scope,
+            orders.c.idempotencyKey == idempotency.key,
+            orders.c.createdAt >= utc_now() - self._idempotency_ttl,
+        )
+        with self._engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None:
+            return None
+        if row.fingerprint != idempotency.fingerprint:
+            raise KeyReused(idempotency)
+        return _as_answered({column.name: row._mapping[column.name] for column in CONTRACT_COLUMNS})
 
     def _commit(self, items: Sequence[_NewOrder]) -> list[Order | BaseException]:
         try:
             return self._commit_once(items, look_up_keys=False)
         except self._conflict:
             # A key answered before, maybe by another process a moment ago (the INSERT waited
-            # for that commit), or an expired one not pruned yet.
-            self._drop_expired_keys([item.idempotency for item in items if item.idempotency])
+            # for that commit), or an expired one still on its order.
+            self._forget_expired_keys([item.idempotency for item in items if item.idempotency])
             return self._commit_once(items, look_up_keys=True)
 
     def _commit_once(
@@ -190,29 +216,27 @@ class GroupCommittedOrders:
         with self._driver.transaction() as transaction:
             cursor = transaction.cursor
             keys = [item.idempotency for item in items if item.idempotency]
-            earlier = self._keys.earlier_answers(cursor, keys) if keys and look_up_keys else {}
+            earlier = self._earlier_orders(cursor, keys, now) if keys and look_up_keys else {}
             for index, item in enumerate(items):
                 key = item.idempotency
                 if key is None:
                     new.append(index)
                 elif (key.scope, key.key) in earlier:
-                    fingerprint, body = earlier[(key.scope, key.key)]
-                    same = fingerprint == key.fingerprint
-                    results[index] = exact_json.loads(body) if same else KeyReused(key)
+                    fingerprint, order = earlier[(key.scope, key.key)]
+                    results[index] = order if fingerprint == key.fingerprint else KeyReused(key)
                 elif (key.scope, key.key) not in owners:
                     owners[(key.scope, key.key)] = index
                     new.append(index)
-            # No owner given: an order only the back office sees.
-            rows = [{"owner": None, **items[index].fields, "createdAt": now} for index in new]
+            rows = [_row_of(items[index], now) for index in new]
             if rows:
                 ids = self._insert_orders.rows_with_ids(
                     cursor, rows, consecutive_ids=self._driver.consecutive_ids
                 )
                 for index, order_id, row in zip(new, ids, rows, strict=True):
-                    # The contract's order: who placed it stays in the database.
                     order = {"id": order_id, **row}
-                    del order["owner"]
-                    results[index] = order
+                    results[index] = {
+                        column.name: order[column.name] for column in CONTRACT_COLUMNS
+                    }
                 events = [
                     new_event(
                         "order.created",
@@ -225,17 +249,6 @@ class GroupCommittedOrders:
                 transaction.insert_at_commit(
                     self._insert_events, [outbox.row_of(event) for event in events]
                 )
-            if owners:
-                answers = [
-                    row_of(
-                        items[index].idempotency,
-                        201,
-                        exact_json.dumps(results[index]),
-                        f"/orders/{results[index]['id']}",
-                    )
-                    for index in owners.values()
-                ]
-                self._keys.record(transaction, answers)
         metrics.orders_created.inc(len(new))  # committed
         for index, item in enumerate(items):  # repeats within the batch: their first's answer
             if results[index] is None:
@@ -244,13 +257,63 @@ class GroupCommittedOrders:
                 results[index] = results[first] if same else KeyReused(item.idempotency)
         return results
 
-    def _drop_expired_keys(self, keys: Sequence[IdempotencyKey]) -> None:
+    def _earlier_orders(
+        self, cursor: Any, keys: Sequence[IdempotencyKey], now: datetime.datetime
+    ) -> dict[tuple[str, str], tuple[str, Order]]:
+        """(owner, key) → (fingerprint, the order as answered) of the keys on unexpired orders."""
+        found = {}
+        by_owner: dict[str, list[str]] = {}
+        for key in keys:
+            by_owner.setdefault(key.scope, []).append(key.key)
+        for owner, names in by_owner.items():
+            values = {"owner": owner, "cutoff": self._bind_time(now - self._idempotency_ttl)}
+            values |= {f"k{n}": name for n, name in enumerate(names)}
+            for row in self._keyed_orders(len(names)).rows(cursor, values):
+                name, fingerprint = row.pop("idempotencyKey"), row.pop("fingerprint")
+                found[(owner, name)] = (fingerprint, _as_answered(row))
+        return found
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one instance per process, a few sizes
+    def _keyed_orders(self, count: int) -> DriverSelect:
+        query = select(*CONTRACT_COLUMNS, orders.c.idempotencyKey, orders.c.fingerprint).where(
+            orders.c.owner == bindparam("owner"),
+            orders.c.idempotencyKey.in_([bindparam(f"k{n}") for n in range(count)]),
+            orders.c.createdAt >= bindparam("cutoff"),
+        )
+        return DriverSelect(query, self._engine.dialect)
+
+    def _forget_expired_keys(self, keys: Sequence[IdempotencyKey]) -> None:
+        """Expired keys taken off their orders, so that new orders can carry them."""
+        cutoff = utc_now() - self._idempotency_ttl
         with self._engine.begin() as connection:
-            records = IdempotencyRecords(connection, idempotency_keys, self._idempotency_ttl_s)
             for key in keys:
-                records.drop_expired(key)
+                connection.execute(
+                    update(orders)
+                    .where(
+                        orders.c.owner == key.scope,
+                        orders.c.idempotencyKey == key.key,
+                        orders.c.createdAt < cutoff,
+                    )
+                    .values(idempotencyKey=None, fingerprint=None)
+                )
 
     def _invalidate_lists(self, results: Sequence[Order | BaseException]) -> None:
         self._lists.invalidate(
             result["productId"] for result in results if not isinstance(result, BaseException)
         )
+
+
+def _row_of(item: _NewOrder, now: datetime.datetime) -> dict[str, Any]:
+    key = item.idempotency
+    return {
+        "owner": None,  # no owner given: an order only the back office sees
+        **item.fields,
+        "createdAt": now,
+        "idempotencyKey": None if key is None else key.key,
+        "fingerprint": None if key is None else key.fingerprint,
+    }
+
+
+def _as_answered(order: Order) -> Order:
+    """A key's answer: its order as it was created, before its status moved on."""
+    return order | {"status": PENDING}

@@ -62,12 +62,14 @@ class KnownProducts(Protocol):
 
 class NewOrders(Protocol):
     def add(self, fields: dict[str, Any], idempotency: IdempotencyKey | None = None) -> Order:
-        """Store a new order together with its order.created event (and the key's answer);
-        returns once durable. With a key answered before: that order, stored nothing."""
+        """Store a new order together with its order.created event (and the key, on the order);
+        returns once durable. With a key answered before: that order as it was answered,
+        stored nothing."""
         ...
 
     def answered(self, idempotency: IdempotencyKey) -> Order | None:
-        """The order a key was answered with, if any; KeyReused if it came with another body."""
+        """The order a key was answered with, as it was answered, if any; KeyReused if it came
+        with another body."""
         ...
 
 

@@ -4,7 +4,7 @@ product.* events."""
 
 from order_service.bootstrap import bootstrap
 from order_service.config import load_config
-from order_service.repository import event_tables, idempotency_keys
+from order_service.repository import event_tables
 from service_kit.config import exit_on_config_error
 from service_kit.process.files import keep_files_private
 from service_kit.process.worker import Task, consumer_task, observe, run_tasks
@@ -20,9 +20,6 @@ def main() -> None:
         "outbox-relay": infrastructure.relay(event_tables).run,
         "inbox-pruner": infrastructure.inbox_pruner(
             event_tables.inbox, config.inbox_retention_s
-        ).run,
-        "idempotency-key-pruner": infrastructure.key_pruner(
-            idempotency_keys, config.idempotency_ttl_s
         ).run,
         "log-orders-created": consumer_task(
             connect, "order-service.order-created-log", service.log_orders_created

@@ -5,7 +5,7 @@ binds it: no column list or type conversion is written twice."""
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Select, Table, insert
 from sqlalchemy.engine import Compiled, Dialect
 
 
@@ -65,3 +65,30 @@ class DriverInsert:
             cursor.execute(self.sql, self.parameters(row))
             ids.append(cursor.lastrowid)
         return ids
+
+
+class DriverSelect:
+    """A SELECT run on a driver cursor, its rows read back by their columns' types as SQLAlchemy
+    reads them (aware UTC times, exact money on SQLite too). The values are given as the driver
+    takes them: bind a typed value with its column's `bind_processor` first."""
+
+    def __init__(self, query: Select, dialect: Dialect) -> None:
+        compiled = query.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self._order = positional_order(compiled)
+        self._readers = [
+            (column.key, column.type.dialect_impl(dialect).result_processor(dialect, None))
+            for column in query.selected_columns
+        ]
+
+    def rows(self, cursor: Any, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        cursor.execute(
+            self.sql, values if self._order is None else tuple(values[p] for p in self._order)
+        )
+        return [
+            {
+                name: value if read is None else read(value)
+                for (name, read), value in zip(self._readers, row, strict=True)
+            }
+            for row in cursor.fetchall()
+        ]

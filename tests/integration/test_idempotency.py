@@ -7,16 +7,13 @@ import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
-from order_service.repository import (
-    GroupCommittedOrders,
-    event_tables,
-    idempotency_keys,
-    orders,
-)
+from order_service.repository import GroupCommittedOrders, event_tables, orders
+from product_service.repository import idempotency_keys
 from product_service.repository import products as product_table
 from service_kit import exact_json
 from service_kit.errors import OutcomeUnknown
@@ -240,7 +237,13 @@ def test_an_unknown_outcome_is_said_and_the_retry_tells_it(database_urls, commit
     engine = create_engine_for(database_urls["order"])
     new_orders = GroupCommittedOrders(engine, lists=NoLists())
     product_id = 700_000 + uuid.uuid4().int % 100_000
-    fields = {"productId": product_id, "qty": 1, "totalPrice": 10, "status": "PENDING"}
+    fields = {
+        "productId": product_id,
+        "qty": 1,
+        "totalPrice": Decimal("10.00"),  # as the use case computes it
+        "status": "PENDING",
+        "owner": "alice",
+    }
     key = IdempotencyKey("alice", f"unknown-{uuid.uuid4()}", "fingerprint")
     new_orders.add(fields)  # the committer's connection is open now
     driver = new_orders._driver  # noqa: SLF001 - the fault is injected into its connection
@@ -260,8 +263,34 @@ class NoLists:
         list(product_ids)
 
 
-def test_expired_keys_are_forgotten_and_pruned(database_urls):
+def test_an_expired_order_key_is_forgotten_and_taken_over(database_urls):
     engine = create_engine_for(database_urls["order"])
+    owner = f"owner-{uuid.uuid4()}"
+    fields = {
+        "productId": 1,
+        "qty": 1,
+        "totalPrice": Decimal("10.00"),
+        "status": "PENDING",
+        "owner": owner,
+    }
+    key = IdempotencyKey(owner, "k", "fingerprint")
+    new_orders = GroupCommittedOrders(engine, lists=NoLists(), idempotency_ttl_s=1)
+    first = new_orders.add(fields, key)
+    assert new_orders.add(fields, key) == first == new_orders.answered(key)
+    with engine.begin() as connection:  # settled meanwhile: still answered as it was created
+        connection.execute(orders.update().where(orders.c.id == first["id"]).values(status="X"))
+    assert new_orders.answered(key) == first
+    threading.Event().wait(1.1)  # the key's time to live has passed: a new request
+    assert new_orders.answered(key) is None
+    second = new_orders.add(fields, key)
+    assert second["id"] != first["id"]
+    assert count(engine, orders, owner=owner) == 2
+    assert count(engine, orders, owner=owner, idempotencyKey="k") == 1  # moved to the new one
+    assert new_orders.add(fields, key) == second
+
+
+def test_expired_product_keys_are_forgotten_and_pruned(database_urls):
+    engine = create_engine_for(database_urls["product"])
     key = IdempotencyKey(f"scope-{uuid.uuid4()}", "k", "fingerprint")
     with engine.begin() as connection:
         IdempotencyRecords(connection, idempotency_keys, ttl_s=3600).record(key, 201, "{}", None)

@@ -1,17 +1,21 @@
 """`python -m <service>.migrate --check`: what a new pod waits on while its rollout's migration
 Job runs (infra/k8s), on SQLite and MariaDB."""
 
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Table, delete, func, insert, inspect, select, text
+from sqlalchemy import MetaData, Table, delete, func, insert, inspect, select, text
 
+from devstack import throwaway
 from order_service.repository import orders
 from product_service.repository import products
 from service_kit.storage.db import create_engine_for
+from service_kit.storage.idempotency import idempotency_table
 from service_kit.storage.migrations import migrate_main
 
 ORDERS = "order_service:migrations"
@@ -114,3 +118,59 @@ def test_the_autoincrement_migration_keeps_rows_and_indexes(tmp_path):
                 assert connection.execute(select(func.count()).select_from(table)).scalar() == 4
         finally:
             engine.dispose()
+
+
+@pytest.fixture
+def empty_order_database(backend: str, request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """A database of order-service with no revision yet."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path}/orders.db"
+        return
+    request.getfixturevalue("mysql_databases")  # the server is there (or the test is skipped)
+    admin, name = throwaway.mysql_admin(), f"test_migration_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        yield f"{throwaway.mysql_server_url()}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+def test_order_keys_move_onto_their_orders(empty_order_database):
+    url = empty_order_database
+    command.upgrade(config_of(ORDERS, url), "0007")
+    keys = idempotency_table(MetaData())
+    key_row = {
+        "fingerprint": "f" * 64,
+        "status": 201,
+        "body": "{}",
+        "createdAt": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    engine = create_engine_for(url, pool_size=1)
+    try:
+        with engine.begin() as connection:
+            alices = connection.execute(insert(orders).values({**ORDER, "owner": "alice"}))
+            order_id = alices.inserted_primary_key[0]
+            connection.execute(
+                insert(keys),
+                [  # alice's key for her order, and a key of bob's naming it (not his: stays off)
+                    {**key_row, "scope": "alice", "idempotencyKey": "k1"}
+                    | {"location": f"/orders/{order_id}"},
+                    {**key_row, "scope": "bob", "idempotencyKey": "k2"}
+                    | {"location": f"/orders/{order_id}"},
+                ],
+            )
+        command.upgrade(config_of(ORDERS, url), "head")
+        with engine.begin() as connection:
+            row = connection.execute(select(orders).where(orders.c.id == order_id)).one()
+            assert (row.idempotencyKey, row.fingerprint) == ("k1", "f" * 64)
+            assert "idempotency_keys" not in inspect(connection).get_table_names()
+        command.downgrade(config_of(ORDERS, url), "0007")
+        with engine.begin() as connection:
+            assert "idempotency_keys" in inspect(connection).get_table_names()
+            columns = {c["name"] for c in inspect(connection).get_columns("orders")}
+            assert "idempotencyKey" not in columns and "owner" in columns
+    finally:
+        engine.dispose()
