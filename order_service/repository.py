@@ -198,18 +198,26 @@ class GroupCommittedOrders:
         return _as_answered({column.name: row._mapping[column.name] for column in CONTRACT_COLUMNS})
 
     def _commit(self, items: Sequence[_NewOrder]) -> list[Order | BaseException]:
-        try:
-            return self._commit_once(items, look_up_keys=False)
-        except self._conflict:
-            # A key answered before, maybe by another process a moment ago (the INSERT waited
-            # for that commit), or an expired one still on its order.
-            self._forget_expired_keys([item.idempotency for item in items if item.idempotency])
-            return self._commit_once(items, look_up_keys=True)
+        """The batch committed; after a conflict on a key (answered before, maybe by another
+        process a moment ago: the INSERT waited for that commit; or expired, still on its
+        order), again with its keys looked up, expired ones forgotten first."""
+        keys = [item.idempotency for item in items if item.idempotency]
+        attempts = 0
+        while True:
+            now = utc_now()  # one cutoff for what is forgotten and what is looked up
+            if attempts:
+                self._forget_expired_keys(keys, now)
+            try:
+                return self._commit_once(items, look_up_keys=attempts > 0, now=now)
+            except self._conflict:
+                # Once more only if another process stored a key between look-up and INSERT.
+                attempts += 1
+                if attempts == _ATTEMPTS:
+                    raise
 
     def _commit_once(
-        self, items: Sequence[_NewOrder], *, look_up_keys: bool
+        self, items: Sequence[_NewOrder], *, look_up_keys: bool, now: datetime.datetime
     ) -> list[Order | BaseException]:
-        now = utc_now()
         results: list[Order | BaseException | None] = [None] * len(items)
         owners: dict[tuple[str, str], int] = {}  # a key → the item of this batch that stores it
         new: list[int] = []
@@ -262,10 +270,7 @@ class GroupCommittedOrders:
     ) -> dict[tuple[str, str], tuple[str, Order]]:
         """(owner, key) → (fingerprint, the order as answered) of the keys on unexpired orders."""
         found = {}
-        by_owner: dict[str, list[str]] = {}
-        for key in keys:
-            by_owner.setdefault(key.scope, []).append(key.key)
-        for owner, names in by_owner.items():
+        for owner, names in _by_owner(keys).items():
             values = {"owner": owner, "cutoff": self._bind_time(now - self._idempotency_ttl)}
             values |= {f"k{n}": name for n, name in enumerate(names)}
             for row in self._keyed_orders(len(names)).rows(cursor, values):
@@ -282,17 +287,16 @@ class GroupCommittedOrders:
         )
         return DriverSelect(query, self._engine.dialect)
 
-    def _forget_expired_keys(self, keys: Sequence[IdempotencyKey]) -> None:
+    def _forget_expired_keys(self, keys: Sequence[IdempotencyKey], now: datetime.datetime) -> None:
         """Expired keys taken off their orders, so that new orders can carry them."""
-        cutoff = utc_now() - self._idempotency_ttl
         with self._engine.begin() as connection:
-            for key in keys:
+            for owner, names in _by_owner(keys).items():
                 connection.execute(
                     update(orders)
                     .where(
-                        orders.c.owner == key.scope,
-                        orders.c.idempotencyKey == key.key,
-                        orders.c.createdAt < cutoff,
+                        orders.c.owner == owner,
+                        orders.c.idempotencyKey.in_(names),
+                        orders.c.createdAt < now - self._idempotency_ttl,
                     )
                     .values(idempotencyKey=None, fingerprint=None)
                 )
@@ -301,6 +305,11 @@ class GroupCommittedOrders:
         self._lists.invalidate(
             result["productId"] for result in results if not isinstance(result, BaseException)
         )
+
+
+# A batch's commits before it fails: the first, then two with its keys looked up (a second
+# look-up is needed only when another process stored one of its keys in the moment between).
+_ATTEMPTS = 3
 
 
 def _row_of(item: _NewOrder, now: datetime.datetime) -> dict[str, Any]:
@@ -312,6 +321,13 @@ def _row_of(item: _NewOrder, now: datetime.datetime) -> dict[str, Any]:
         "idempotencyKey": None if key is None else key.key,
         "fingerprint": None if key is None else key.fingerprint,
     }
+
+
+def _by_owner(keys: Sequence[IdempotencyKey]) -> dict[str, list[str]]:
+    by_owner: dict[str, list[str]] = {}
+    for key in keys:
+        by_owner.setdefault(key.scope, []).append(key.key)
+    return by_owner
 
 
 def _as_answered(order: Order) -> Order:

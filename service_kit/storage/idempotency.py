@@ -1,13 +1,12 @@
-"""Idempotency keys in SQL: each key's first answer, stored in the transaction of the change it
-answers, so that a key is answered only if its change committed. Keys live `ttl_s` (the
+"""Idempotency keys in SQL (product-service's; an order carries its own key): each key's first
+answer, stored in the transaction of the change it answers, so that a key is answered only if
+its change committed. Keys live `ttl_s` (the
 configured time, 24 h by default); the worker prunes older ones (`KeyPruner`)."""
 
 import datetime
-import functools
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -20,21 +19,17 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    bindparam,
     delete,
     insert,
     select,
     tuple_,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
 from service_kit.idempotency import AnsweredMeanwhile, IdempotencyKey, KeyReused
-from service_kit.storage.db import DriverTransaction, UtcDateTime, exact_string, utc_now
-from service_kit.storage.rows import DriverInsert, positional_order
+from service_kit.storage.db import UtcDateTime, exact_string, utc_now
 
 _log = logging.getLogger(__name__)
-COLUMNS = ("scope", "idempotencyKey", "fingerprint", "status", "body", "location", "createdAt")
 
 
 def idempotency_table(metadata: MetaData) -> Table:
@@ -129,51 +124,6 @@ class IdempotencyRecords:
             self._connection.execute(insert(self._table), row_of(key, status, body, location))
         except IntegrityError:
             raise AnsweredMeanwhile() from None
-
-
-class BatchKeys:
-    """The keys of a group commit's batch, in its driver transaction: one query for the answers
-    the batch's keys already have, one INSERT for the new ones (sent with the commit)."""
-
-    def __init__(self, table: Table, dialect: Dialect, ttl_s: float) -> None:
-        self._table = table
-        self._dialect = dialect
-        self._ttl = datetime.timedelta(seconds=ttl_s)
-        self._insert = DriverInsert(table, COLUMNS, dialect)
-        self._bind_time = table.c.createdAt.type.bind_processor(dialect)
-
-    def earlier_answers(
-        self, cursor: Any, keys: Sequence[IdempotencyKey]
-    ) -> dict[tuple[str, str], tuple[str, str]]:
-        """(scope, key) → (fingerprint, body) of the keys that have an unexpired answer."""
-        cutoff = utc_now() - self._ttl
-        found = {}
-        by_scope: dict[str, list[str]] = {}
-        for key in keys:
-            by_scope.setdefault(key.scope, []).append(key.key)
-        for scope, names in by_scope.items():
-            sql, order = self._select(len(names))
-            values = {"scope": scope, "cutoff": self._bind_time(cutoff)}
-            values |= {f"k{n}": name for n, name in enumerate(names)}
-            cursor.execute(sql, values if order is None else tuple(values[p] for p in order))
-            for name, fingerprint, body in cursor.fetchall():
-                found[(scope, name)] = (fingerprint, body)
-        return found
-
-    def record(self, transaction: DriverTransaction, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Stored with the batch's commit."""
-        transaction.insert_at_commit(self._insert, rows)
-
-    @functools.lru_cache(maxsize=64)  # noqa: B019 - one instance per process, a few sizes
-    def _select(self, count: int) -> tuple[str, tuple[str, ...] | None]:
-        t = self._table
-        query = select(t.c.idempotencyKey, t.c.fingerprint, t.c.body).where(
-            t.c.scope == bindparam("scope"),
-            t.c.idempotencyKey.in_([bindparam(f"k{n}") for n in range(count)]),
-            t.c.createdAt >= bindparam("cutoff"),
-        )
-        compiled = query.compile(dialect=self._dialect)
-        return str(compiled), positional_order(compiled)
 
 
 class KeyPruner:

@@ -77,6 +77,9 @@ def _stored_ids_under_a_stride(url: str) -> None:
     engine.dispose()
 
 
+NO_KEY = {"idempotencyKey": None, "fingerprint": None}  # an order sent without Idempotency-Key
+
+
 def test_the_committer_sends_its_last_inserts_with_the_commit_and_only_it_may(
     mysql_databases, monkeypatch
 ):
@@ -88,7 +91,8 @@ def test_the_committer_sends_its_last_inserts_with_the_commit_and_only_it_may(
     insert = DriverInsert(orders, NEW_ORDER_COLUMNS, engine.dialect)
     product_id = 600_000 + uuid.uuid4().int % 100_000
     fields = {"productId": product_id, "qty": 1, "totalPrice": 1, "status": "PENDING"}
-    rows = [{**fields, "owner": f"o-{n}", "createdAt": db.utc_now()} for n in range(50)]
+    keyless = {"idempotencyKey": None, "fingerprint": None}
+    rows = [{**fields, **keyless, "owner": f"o-{n}", "createdAt": db.utc_now()} for n in range(50)]
     monkeypatch.setattr(db, "PACKET_CHARS", 1000)  # a packet per few statements
     packets: list[str] = []
     send = db.DriverTransaction.execute_all
@@ -130,7 +134,7 @@ def test_an_error_the_server_answers_in_the_commit_packet_is_no_unknown_outcome(
     writer = db.DedicatedConnection(engine)
     insert = DriverInsert(orders, NEW_ORDER_COLUMNS, engine.dialect)
     row = {"productId": 1, "qty": 1, "totalPrice": 1, "status": "PENDING", "owner": "o"}
-    row["createdAt"] = db.utc_now()
+    row |= NO_KEY | {"createdAt": db.utc_now()}
     for error, expected in [
         (pymysql.err.OperationalError(1213, "Deadlock found"), DependencyUnavailable),
         (pymysql.err.OperationalError(2013, "Lost connection"), OutcomeUnknown),

@@ -152,24 +152,34 @@ def test_order_keys_move_onto_their_orders(empty_order_database):
     try:
         with engine.begin() as connection:
             alices = connection.execute(insert(orders).values({**ORDER, "owner": "alice"}))
-            order_id = alices.inserted_primary_key[0]
+            alices = alices.inserted_primary_key[0]
+            older = connection.execute(insert(orders).values(ORDER)).inserted_primary_key[0]
             connection.execute(
                 insert(keys),
-                [  # alice's key for her order, and a key of bob's naming it (not his: stays off)
+                [
                     {**key_row, "scope": "alice", "idempotencyKey": "k1"}
-                    | {"location": f"/orders/{order_id}"},
+                    | {"location": f"/orders/{alices}"},
+                    # bob's key naming alice's order: not his, it stays off
                     {**key_row, "scope": "bob", "idempotencyKey": "k2"}
-                    | {"location": f"/orders/{order_id}"},
+                    | {"location": f"/orders/{alices}"},
+                    # carol's order from before owners were recorded: hers now
+                    {**key_row, "scope": "carol", "idempotencyKey": "k3"}
+                    | {"location": f"/orders/{older}"},
                 ],
             )
         command.upgrade(config_of(ORDERS, url), "head")
         with engine.begin() as connection:
-            row = connection.execute(select(orders).where(orders.c.id == order_id)).one()
-            assert (row.idempotencyKey, row.fingerprint) == ("k1", "f" * 64)
-            assert "idempotency_keys" not in inspect(connection).get_table_names()
+            found = connection.execute(
+                select(orders.c.id, orders.c.owner, orders.c.idempotencyKey, orders.c.fingerprint)
+            ).all()
+            assert {tuple(row) for row in found} == {
+                (alices, "alice", "k1", "f" * 64),
+                (older, "carol", "k3", "f" * 64),
+            }
+            # kept for the pods of the release before, still serving during the rollout
+            assert "idempotency_keys" in inspect(connection).get_table_names()
         command.downgrade(config_of(ORDERS, url), "0007")
         with engine.begin() as connection:
-            assert "idempotency_keys" in inspect(connection).get_table_names()
             columns = {c["name"] for c in inspect(connection).get_columns("orders")}
             assert "idempotencyKey" not in columns and "owner" in columns
     finally:
