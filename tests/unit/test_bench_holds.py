@@ -123,3 +123,32 @@ def test_the_accounting_allows_stored_orders_only_for_requests_sent_and_never_an
     assert not nothing_lost(accounting(1000, 1257, 256))  # one more than was ever sent
     assert not nothing_lost(accounting(1000, 999, 256))  # a 201 without its order
     assert not nothing_lost(accounting(1000, 1000, 0, applied=1001))  # applied twice
+
+
+def test_the_long_holds_backlog_is_read_from_the_services_counters():
+    """PENDING orders as created less settled, from two processes' /metrics pages: no scan of
+    the orders table while the hold runs (prometheus_client's exposition format)."""
+    from perf import soak
+
+    web = (
+        "# TYPE orders_created_total counter\n"
+        "orders_created_total 1200.0\n"
+        "# TYPE group_commit_batch_size histogram\n"
+        'group_commit_batch_size_bucket{le="+Inf"} 100.0\n'
+        "group_commit_batch_size_count 100.0\n"
+        "group_commit_batch_size_sum 1200.0\n"
+    )
+    worker = (
+        "# TYPE orders_created_total counter\n"
+        "orders_created_total 0.0\n"
+        "# TYPE orders_settled_total counter\n"
+        'orders_settled_total{status="CONFIRMED"} 900.0\n'
+        'orders_settled_total{status="REJECTED"} 50.0\n'
+    )
+    sums = [soak.metric_sums(page) for page in (web, worker)]
+    assert sums[0] == {
+        "orders_created_total": 1200.0,
+        "group_commit_batch_count": 100.0,
+        "group_commit_batch_sum": 1200.0,
+    }
+    assert sums[1] == {"orders_created_total": 0.0, "orders_settled_total": 950.0}
