@@ -67,9 +67,10 @@ def draw(figures: dict, path: Path) -> None:
         f" ({'held' if held else 'not held'}; total {total} µs)"
     )
     ratio = figures.get("ratio_orders_to_ceiling")
+    orders = f"held {held} req/s" if held else "held at no rate"
     fig.suptitle(
-        f"make bench: POST /orders held {held} req/s, ceiling {figures['ceiling']['best_rps']}"
-        f" req/s, ratio {ratio}; nothing lost: {figures['accounting']['nothing_lost']}"
+        f"make bench: POST /orders {orders}, ceiling {figures['ceiling']['best_rps']}"
+        f" req/s, ratio {ratio or '-'}; nothing lost: {figures['accounting']['nothing_lost']}"
     )
     fig.savefig(path, dpi=80)
     plt.close(fig)
