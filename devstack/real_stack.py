@@ -28,6 +28,8 @@ def real_stack() -> Iterator[RealStack]:
         databases = stack.enter_context(throwaway.mysql_databases())
         broker = stack.enter_context(throwaway.rabbitmq_vhost())
         env = throwaway.embedded_env(folder, databases)
+        for service in ("PRODUCT", "ORDER"):  # the workers as make run starts them
+            env.pop(f"{service}_WORKER_HOLD_BACK_S")
         env.update(REDIS_URL=throwaway.redis_database(), BROKER_URL=broker, **ACCESS_LOG)
         # Metrics on their own ports, as Kubernetes serves them: a scrape (make soak's, every
         # second) is the master's work, not a web worker's.

@@ -6,6 +6,7 @@ from product_service.config import load_config
 from product_service.repository import event_tables, idempotency_keys
 from service_kit.config import exit_on_config_error
 from service_kit.process.files import keep_files_private
+from service_kit.process.hold_back import HoldBack
 from service_kit.process.worker import consumer_task, observe, run_tasks
 
 ORDERS_CREATED = "product-service.order-created"
@@ -16,11 +17,13 @@ def main() -> None:
     config = exit_on_config_error(load_config)
     service, infrastructure = bootstrap(config)
     observe("product-service", config, infrastructure.outbox_backlog(event_tables.outbox))
+    # Stock reservations and what they publish wait while requests keep the machine busy.
+    order_flow = HoldBack(config.worker_hold_back_s)
 
     run_tasks(
         "product-service worker",
         {
-            "outbox-relay": infrastructure.relay(event_tables).run,
+            "outbox-relay": infrastructure.relay(event_tables, order_flow).run,
             "inbox-pruner": infrastructure.inbox_pruner(
                 event_tables.inbox, config.inbox_retention_s
             ).run,
@@ -28,7 +31,7 @@ def main() -> None:
                 idempotency_keys, config.idempotency_ttl_s
             ).run,
             "reserve-stock": consumer_task(
-                infrastructure.connect_broker, ORDERS_CREATED, service.reserve_stock
+                infrastructure.connect_broker, ORDERS_CREATED, service.reserve_stock, order_flow
             ),
         },
         nice=config.worker_nice,

@@ -255,6 +255,9 @@ class ServiceConfig:
     database_url: str  # <S>_DATABASE_URL
     web_workers: int  # <S>_WEB_WORKERS
     worker_nice: int  # <S>_WORKER_NICE: the worker process yields the CPU to the web workers
+    # <S>_WORKER_HOLD_BACK_S: at most this long the worker's order flow waits while requests keep
+    # the machine busy (service_kit/process/hold_back.py); 0: never
+    worker_hold_back_s: int
     db_pool_size: int  # <S>_DB_POOL_SIZE
     peer_url: str  # <P>_SERVICE_URL, default http://127.0.0.1:<P>_PORT
     peer_timeout_s: float  # <P>_SERVICE_TIMEOUT_MS
@@ -308,6 +311,9 @@ def load_service_config(
         ),
         web_workers=env_int(env, f"{prefix}_WEB_WORKERS", 2, minimum=1, maximum=64),
         worker_nice=env_int(env, f"{prefix}_WORKER_NICE", 19, minimum=0, maximum=19),
+        worker_hold_back_s=env_int(
+            env, f"{prefix}_WORKER_HOLD_BACK_S", 60, minimum=0, maximum=3600
+        ),
         db_pool_size=env_int(env, f"{prefix}_DB_POOL_SIZE", 10, minimum=1, maximum=200),
         peer_url=env_http_url(env, f"{peer_prefix}_SERVICE_URL", f"http://127.0.0.1:{peer_port}"),
         peer_timeout_s=env_int(

@@ -38,3 +38,23 @@ def parse_event(body: bytes, routing_key: str) -> Event:
     events, poison = read_message(body, routing_key)
     assert not poison and len(events) == 1, poison
     return events[0]
+
+
+class Machine:
+    """/proc/stat's two figures, advanced by hand: `share` of the CPUs busy at normal priority
+    for each tick of the clock."""
+
+    def __init__(self) -> None:
+        self.now, self.busy, self.total, self.share = 0.0, 0.0, 0.0, 0.0
+
+    def read(self) -> tuple[float, float]:
+        return self.busy, self.total
+
+    def clock(self) -> float:
+        return self.now
+
+    def run(self, seconds: float, share: float) -> None:
+        self.share = share
+        self.now += seconds
+        self.total += seconds * 200  # two CPUs at 100 ticks a second
+        self.busy += seconds * 200 * share

@@ -22,6 +22,7 @@ from service_kit.messaging.broker import (
     close_quietly,
 )
 from service_kit.messaging.events import Event, dead_letter_queue, read_message
+from service_kit.process.hold_back import HoldBack
 from service_kit.telemetry import metrics, tracing
 
 BatchHandler = Callable[[Sequence[Event]], None]
@@ -123,12 +124,14 @@ def consume(
     batch_size: int = 500,
     wait_s: float = 0.1,
     linger_s: float = 0.2,
+    hold_back: HoldBack | None = None,
 ) -> None:
     """Until `stop` is set: the batch in hand is finished and acked before returning. A batch
     that is not full waits up to `linger_s` for more, and goes as soon as it is full: events
     applied in bigger batches cost the workers, RabbitMQ and the database much less each (each
     hop of an event then takes up to `linger_s` more at low load), while a backlog is applied at
-    the speed of the handler, not capped by a fixed wait per batch."""
+    the speed of the handler, not capped by a fixed wait per batch. With `hold_back`, each batch
+    first waits its turn while the machine is busy with requests."""
     for counter in _COUNTERS:  # each at 0 from the start: a rate needs the series to exist
         counter.labels(queue)
     broker: Broker | None = None
@@ -141,6 +144,8 @@ def consume(
             if time.monotonic() - depth_told_at >= QUEUE_DEPTH_EVERY_S:
                 _tell_depths(broker, queue)
                 depth_told_at = time.monotonic()
+            if hold_back is not None:
+                hold_back.wait_turn(stop, broker.ping)
             deliveries = broker.receive(queue, batch_size, wait_s)
             if deliveries:
                 wanted = batch_size - _events(deliveries)

@@ -50,6 +50,7 @@ from service_kit.messaging.broker import (
     close_quietly,
 )
 from service_kit.messaging.events import EXCHANGE, TRACE_CONTEXT, Event
+from service_kit.process.hold_back import HoldBack
 from service_kit.storage.db import UtcDateTime, utc_now
 from service_kit.telemetry import metrics, tracing
 
@@ -236,6 +237,7 @@ class OutboxRelay:
         batch_size: int = RELAY_BATCH_SIZE,
         idle_wait_s: float = 0.2,  # between polls of an empty outbox; bigger batches after
         standby_wait_s: float = 1.0,  # between a stand-by's tries to take the lease
+        hold_back: HoldBack | None = None,  # each batch waits its turn on a busy machine
     ) -> None:
         self._engine = engine
         self._outbox = outbox
@@ -244,6 +246,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle_wait_s = idle_wait_s
         self._standby_wait_s = standby_wait_s
+        self._hold_back = hold_back
 
     def relay_once(self, broker: Broker) -> int:
         query = select(self._outbox).order_by(self._outbox.c.id).limit(self._batch_size)
@@ -274,6 +277,10 @@ class OutboxRelay:
                     stop.wait(self._standby_wait_s)
                     continue
                 broker = broker or self._connect()
+                if self._hold_back is not None:
+                    self._hold_back.wait_turn(stop, broker.ping)
+                    if stop.is_set() or not self._lease.held():  # it may lapse meanwhile
+                        continue
                 sent = self.relay_once(broker)
                 backoff.reset()
                 outage.recovered()

@@ -13,6 +13,7 @@ from service_kit.messaging.broker import Broker
 from service_kit.messaging.outbox import InboxPruner, OutboxBacklog, OutboxRelay, RelayLease
 from service_kit.messaging.spool import SpoolBroker
 from service_kit.messaging.unit_of_work import EventTables
+from service_kit.process.hold_back import HoldBack
 from service_kit.storage.cache import SafeCache, open_cache
 from service_kit.storage.db import create_engine_for, ping
 from service_kit.storage.idempotency import KeyPruner
@@ -35,9 +36,11 @@ class Infrastructure:
         """What the public /ready answers: the checks, run every few seconds at most."""
         return Readiness(self.readiness_checks())
 
-    def relay(self, tables: EventTables) -> OutboxRelay:
+    def relay(self, tables: EventTables, hold_back: HoldBack | None = None) -> OutboxRelay:
         lease = RelayLease(self.engine, tables.relay_lease)
-        return OutboxRelay(self.engine, tables.outbox, lease, self.connect_broker)
+        return OutboxRelay(
+            self.engine, tables.outbox, lease, self.connect_broker, hold_back=hold_back
+        )
 
     def outbox_backlog(self, outbox: Table) -> OutboxBacklog:
         return OutboxBacklog(self.engine, outbox)

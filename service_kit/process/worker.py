@@ -19,6 +19,7 @@ from service_kit.messaging.consumer import consume
 from service_kit.messaging.events import Event
 from service_kit.process import memory
 from service_kit.process.files import run_dir
+from service_kit.process.hold_back import HoldBack
 from service_kit.storage.db import exit_unless_reachable
 from service_kit.telemetry import metrics, tracing
 
@@ -55,10 +56,14 @@ def observe(service: str, config: ServiceConfig, *collectors: object) -> None:
 
 
 def consumer_task(
-    connect: Callable[[], Broker], queue: str, handler: Callable[[Sequence[Event]], None]
+    connect: Callable[[], Broker],
+    queue: str,
+    handler: Callable[[Sequence[Event]], None],
+    hold_back: HoldBack | None = None,
 ) -> Task:
-    """A task that applies the events of `queue` with `handler` until asked to stop."""
-    return lambda stop: consume(connect, queue, handler, stop)
+    """A task that applies the events of `queue` with `handler` until asked to stop; with
+    `hold_back`, each batch waits its turn while the machine is busy with requests."""
+    return lambda stop: consume(connect, queue, handler, stop, hold_back=hold_back)
 
 
 def run_tasks(name: str, tasks: Mapping[str, Task], *, nice: int = 0) -> None:

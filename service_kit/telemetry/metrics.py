@@ -113,6 +113,14 @@ events_dead_lettered = Counter(
     "Events of messages that are not valid events, sent to the dead-letter queue, by queue",
     ["queue"],
 )
+worker_holding_back = Gauge(
+    "worker_holding_back",
+    "1 while the worker's order-flow tasks wait for the machine to be less busy with requests",
+    multiprocess_mode="livemax",
+)
+worker_held_back = Counter(
+    "worker_held_back_seconds", "Time the worker's order-flow tasks waited for a busy machine"
+)
 queue_messages = Gauge(
     "broker_queue_messages",
     "Messages waiting in a queue as the broker last said (its consumer's lag; dead letters)",

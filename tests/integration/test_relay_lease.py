@@ -12,9 +12,10 @@ from order_service.repository import event_tables
 from service_kit.messaging import outbox
 from service_kit.messaging.events import read_message
 from service_kit.messaging.outbox import OutboxRelay, RelayLease
+from service_kit.process.hold_back import SAMPLE_S, HoldBack
 from service_kit.process.infrastructure import open_broker
 from service_kit.storage.db import create_engine_for
-from tests.helpers import order_created
+from tests.helpers import Machine, order_created
 
 QUEUE = "product-service.order-created"
 
@@ -107,6 +108,41 @@ def test_relays_sharing_an_outbox_publish_each_event_once_in_order(engine, servi
         for thread in threads:
             thread.join(timeout=30)
     assert drain(broker_url) == list(range(1, written + 1))
+
+
+def test_a_relay_held_back_by_a_busy_machine_publishes_once_the_hold_ends(
+    engine, service_env
+) -> None:
+    """Held longer than its lease lasts: it takes the lease again before publishing."""
+    broker_url = service_env["BROKER_URL"]
+    open_broker(broker_url, "product-service").close()
+    drain(broker_url)
+    machine = Machine()
+    hold = HoldBack(2, read=machine.read)
+    time.sleep(SAMPLE_S)
+    machine.run(SAMPLE_S, 1.0)  # busy throughout: only the bound releases it
+    assert hold.holding()
+    stop = threading.Event()
+    relay = OutboxRelay(
+        engine,
+        event_tables.outbox,
+        lease(engine, length_s=0.5),
+        lambda: open_broker(broker_url),
+        idle_wait_s=0.01,
+        hold_back=hold,
+    )
+    with engine.begin() as connection:
+        outbox.append(connection, event_tables.outbox, *(order_created(n, 1, 1) for n in (1, 2)))
+    thread = threading.Thread(target=relay.run, args=(stop,))
+    thread.start()
+    try:
+        time.sleep(1)
+        assert outbox_rows(engine) == 2  # held
+        wait_until_relayed(engine)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert drain(broker_url) == [1, 2]
 
 
 def wait_until_relayed(engine, timeout_s: float = 30) -> None:

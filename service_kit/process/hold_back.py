@@ -1,0 +1,102 @@
+"""Event work that steps aside while the machine is busy with requests.
+
+On a box the web workers share with the event workers, a worker at nice 19 still slows requests
+down: the database runs its statements at full priority and its batches wake on the web's cores.
+So a worker's order-flow tasks wait before each batch while the processes at normal priority
+(the web workers, the database, the load's own clients) keep more than ENTER_SHARE of the
+machine's CPUs busy, and go on once that falls below LEAVE_SHARE, or after `most_s` held: then
+they work a full `most_s` before holding again, so no event waits much longer than that. A burst
+of requests gets the machine, and its events are applied behind it (docs/performance.md).
+
+The measure is Linux's /proc/stat, whose CPU time of niced processes (the workers, the broker at
+nice 10) is apart from the rest; elsewhere nothing is held."""
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from service_kit.telemetry import metrics
+
+# Shares of all the machine's CPUs. Entering is judged while the workers run, when the share
+# includes what their own statements cost the database; leaving is judged while they hold.
+ENTER_SHARE = 0.5
+LEAVE_SHARE = 0.4
+SAMPLE_S = 0.5
+_STAT = Path("/proc/stat")
+_log = logging.getLogger(__name__)
+
+
+def cpu_ticks() -> tuple[float, float] | None:
+    """(CPU time of processes at normal or higher priority, CPU time in all), in clock ticks since
+    boot, less this process's own kernel time; None where /proc/stat cannot be read."""
+    try:
+        fields = [int(f) for f in _STAT.read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, _nice, system, _idle, _iowait, irq, softirq, _steal = fields
+    own_kernel = os.times().system * os.sysconf("SC_CLK_TCK")
+    return user + system + irq + softirq - own_kernel, float(sum(fields))
+
+
+class HoldBack:
+    """Shared by a worker's tasks (threads): one judgement of the machine for all of them."""
+
+    def __init__(
+        self,
+        most_s: float,
+        *,
+        read: Callable[[], tuple[float, float] | None] = cpu_ticks,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._most_s = most_s
+        self._read, self._clock = read, clock
+        self._lock = threading.Lock()
+        self._last = read() if most_s > 0 else None
+        self._next_sample = clock() + SAMPLE_S
+        self.busy_share = 0.0  # of the last sample
+        self._held_since: float | None = None
+        self._free_until = 0.0
+
+    def wait_turn(self, stop: threading.Event, keep_alive: Callable[[], None]) -> None:
+        """Returns when the caller may take its next batch (at once unless the machine is busy),
+        calling `keep_alive` (the broker's heartbeats, a lease) while it waits."""
+        while not stop.is_set() and self.holding():
+            keep_alive()
+            stop.wait(SAMPLE_S / 5)
+
+    def holding(self) -> bool:
+        if self._last is None:
+            return False
+        with self._lock:
+            now = self._clock()
+            if now >= self._next_sample:
+                self._sample(now)
+            if self._held_since is None:
+                if now < self._free_until or self.busy_share < ENTER_SHARE:
+                    return False
+                self._held_since = now
+                metrics.worker_holding_back.set(1)
+                return True
+            held_s = now - self._held_since
+            if self.busy_share >= LEAVE_SHARE and held_s < self._most_s:
+                return True
+            if held_s >= self._most_s:
+                self._free_until = now + self._most_s
+                _log.info("held back %.0fs while the machine was busy; working now", held_s)
+            self._held_since = None
+            metrics.worker_holding_back.set(0)
+            metrics.worker_held_back.inc(held_s)
+            return False
+
+    def _sample(self, now: float) -> None:
+        self._next_sample = now + SAMPLE_S
+        current = self._read()
+        if current is None or self._last is None:
+            return
+        busy, total = (c - last for c, last in zip(current, self._last, strict=True))
+        if total > 0:  # else no tick has passed: the last judgement stands
+            self.busy_share = max(0.0, busy) / total
+            self._last = current

@@ -1,0 +1,113 @@
+"""The order flow's hold-back: while processes at normal priority keep the machine busy, a
+worker's batches wait, at most a bounded time, then work as long before holding again."""
+
+import threading
+import time
+
+from service_kit.messaging.broker import OutgoingMessage
+from service_kit.messaging.consumer import consume
+from service_kit.messaging.spool import SpoolBroker
+from service_kit.process import hold_back
+from service_kit.process.hold_back import ENTER_SHARE, LEAVE_SHARE, SAMPLE_S, HoldBack
+from service_kit.telemetry import metrics
+from tests.helpers import Machine, order_created
+
+
+def holding_after(machine: Machine, holder: HoldBack, seconds: float, share: float) -> bool:
+    machine.run(seconds, share)
+    return holder.holding()
+
+
+def test_a_busy_machine_holds_the_order_flow_until_it_quiets() -> None:
+    machine = Machine()
+    holder = HoldBack(60, read=machine.read, clock=machine.clock)
+    assert not holding_after(machine, holder, SAMPLE_S, ENTER_SHARE - 0.05)
+    assert holding_after(machine, holder, SAMPLE_S, ENTER_SHARE + 0.1)
+    assert metrics.worker_holding_back._value.get() == 1
+    # Held, the workers' own statements no longer load the database: the share falls a little.
+    assert holding_after(machine, holder, SAMPLE_S, LEAVE_SHARE + 0.05)
+    assert holding_after(machine, holder, 10, LEAVE_SHARE + 0.05)
+    assert not holding_after(machine, holder, SAMPLE_S, LEAVE_SHARE - 0.05)
+    assert metrics.worker_holding_back._value.get() == 0
+
+
+def test_a_hold_lasts_at_most_its_bound_then_the_flow_works_as_long() -> None:
+    machine = Machine()
+    holder = HoldBack(30, read=machine.read, clock=machine.clock)
+    held_before = metrics.worker_held_back._value.get()
+    assert holding_after(machine, holder, SAMPLE_S, 0.9)
+    assert holding_after(machine, holder, 29, 0.9)
+    assert not holding_after(machine, holder, 1, 0.9)  # 30 s held: no event waits longer
+    assert metrics.worker_held_back._value.get() - held_before >= 30
+    assert not holding_after(machine, holder, 29, 0.9)  # a full 30 s of work, busy or not
+    assert holding_after(machine, holder, 1.5, 0.9)
+
+
+def test_nothing_is_held_when_switched_off_or_where_the_machine_cannot_be_read() -> None:
+    machine = Machine()
+    off = HoldBack(0, read=machine.read, clock=machine.clock)
+    unreadable = HoldBack(60, read=lambda: None, clock=machine.clock)
+    for _ in range(5):
+        machine.run(SAMPLE_S, 1.0)
+        assert not off.holding()
+        assert not unreadable.holding()
+
+
+def test_the_machines_cpu_time_is_read_from_proc_stat() -> None:
+    first = hold_back.cpu_ticks()
+    deadline = time.monotonic() + 0.3
+    while time.monotonic() < deadline:  # this test's own CPU (user time), at normal priority
+        sum(range(1000))
+    second = hold_back.cpu_ticks()
+    assert first is not None and second is not None
+    busy, total = (b - a for a, b in zip(first, second, strict=True))
+    assert total >= 25  # 0.3 s of one CPU at 100 ticks a second, less rounding
+    assert 0.2 <= busy / total <= 1.0
+
+
+def test_a_consumer_applies_nothing_while_held_and_everything_once_released(tmp_path) -> None:
+    machine = Machine()
+    holder = HoldBack(2, read=machine.read, clock=time.monotonic)
+    time.sleep(SAMPLE_S)
+    machine.run(SAMPLE_S, 1.0)  # always busy: released only by the bound
+    assert holder.holding()
+    url = f"sqlite:///{tmp_path}/events.db"
+    SpoolBroker(url).publish(
+        [OutgoingMessage(e.type, e.to_json().encode(), e.id) for e in map(_created, range(1, 6))]
+    )
+    applied: list[int] = []
+    pings: list[float] = []
+    stop = threading.Event()
+
+    class Pinged(SpoolBroker):
+        def ping(self) -> None:
+            pings.append(time.monotonic())
+            machine.run(SAMPLE_S, 1.0)
+
+    consumer = threading.Thread(
+        target=consume,
+        args=(lambda: Pinged(url), "product-service.order-created", _count(applied), stop),
+        kwargs={"hold_back": holder, "linger_s": 0.1},
+        daemon=True,
+    )
+    started = time.monotonic()
+    consumer.start()
+    try:
+        time.sleep(1.2)
+        assert applied == [] and len(pings) >= 5  # held, the connection kept alive
+        deadline = time.monotonic() + 10
+        while sum(applied) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sum(applied) == 5
+        assert time.monotonic() - started >= 1.5
+    finally:
+        stop.set()
+        consumer.join(timeout=10)
+
+
+def _created(n: int):  # noqa: ANN202
+    return order_created(n, 1, 1)
+
+
+def _count(applied: list[int]):  # noqa: ANN202
+    return lambda batch: applied.append(len(batch))
