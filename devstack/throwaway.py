@@ -126,8 +126,8 @@ def embedded_env(folder: Path, database_urls: dict[str, str]) -> dict[str, str]:
         # more than a client may (tests/integration/test_rate_limits.py sets its own).
         "RATE_LIMIT_FACTOR": "1000",
         # Events applied at once: the tests time a lone order's events on a machine that the
-        # tests themselves keep busy (the hold-back's own tests set it; the benchmarks use the
-        # default, devstack/real_stack.py).
+        # tests themselves keep busy (tests/unit/test_hold_back.py builds its own; the
+        # benchmarks use the default, devstack/real_stack.py).
         **{f"{service}_WORKER_HOLD_BACK_S": "0" for service in ("PRODUCT", "ORDER")},
     }
 

@@ -45,7 +45,7 @@ class Machine:
     for each tick of the clock."""
 
     def __init__(self) -> None:
-        self.now, self.busy, self.total, self.share = 0.0, 0.0, 0.0, 0.0
+        self.now, self.busy, self.total = 0.0, 0.0, 0.0
 
     def read(self) -> tuple[float, float]:
         return self.busy, self.total
@@ -54,7 +54,6 @@ class Machine:
         return self.now
 
     def run(self, seconds: float, share: float) -> None:
-        self.share = share
         self.now += seconds
         self.total += seconds * 200  # two CPUs at 100 ticks a second
         self.busy += seconds * 200 * share

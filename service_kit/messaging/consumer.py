@@ -146,6 +146,8 @@ def consume(
                 depth_told_at = time.monotonic()
             if hold_back is not None:
                 hold_back.wait_turn(stop, broker.ping)
+                if stop.is_set():
+                    break
             deliveries = broker.receive(queue, batch_size, wait_s)
             if deliveries:
                 wanted = batch_size - _events(deliveries)

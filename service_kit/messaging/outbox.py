@@ -278,8 +278,8 @@ class OutboxRelay:
                     continue
                 broker = broker or self._connect()
                 if self._hold_back is not None:
-                    self._hold_back.wait_turn(stop, broker.ping)
-                    if stop.is_set() or not self._lease.held():  # it may lapse meanwhile
+                    self._hold_back.wait_turn(stop, self._keep_alive(broker))
+                    if stop.is_set() or not self._lease.held():  # a stand-by may have it now
                         continue
                 sent = self.relay_once(broker)
                 backoff.reset()
@@ -298,6 +298,15 @@ class OutboxRelay:
             self._lease.release()
         except Exception as exc:  # it lapses by itself
             _log.warning("relay: lease not released (%s); it lapses in %.0fs", exc, RELAY_LEASE_S)
+
+    def _keep_alive(self, broker: Broker) -> Callable[[], None]:
+        """While held back: the broker's heartbeats, and the lease renewed when due."""
+
+        def keep_alive() -> None:
+            broker.ping()
+            self._lease.held()
+
+        return keep_alive
 
 
 def _publish_spans(rows: Sequence[Any]) -> list[Any]:

@@ -8,8 +8,9 @@ machine's CPUs busy, and go on once that falls below LEAVE_SHARE, or after `most
 they work a full `most_s` before holding again, so no event waits much longer than that. A burst
 of requests gets the machine, and its events are applied behind it (docs/performance.md).
 
-The measure is Linux's /proc/stat, whose CPU time of niced processes (the workers, the broker at
-nice 10) is apart from the rest; elsewhere nothing is held."""
+The measure is Linux's /proc/stat, which counts the user time of niced processes (the workers,
+the broker at nice 10) apart from the rest; their kernel time still counts as busy, but for this
+process's own. Elsewhere nothing is held."""
 
 import logging
 import os
@@ -30,13 +31,14 @@ _log = logging.getLogger(__name__)
 
 
 def cpu_ticks() -> tuple[float, float] | None:
-    """(CPU time of processes at normal or higher priority, CPU time in all), in clock ticks since
-    boot, less this process's own kernel time; None where /proc/stat cannot be read."""
+    """(CPU time busy but for niced user time and this process's own kernel time, CPU time in
+    all), in clock ticks since boot; None where /proc/stat cannot be read."""
     try:
-        fields = [int(f) for f in _STAT.read_text().split("\n", 1)[0].split()[1:9]]
+        with _STAT.open() as stat:
+            fields = [int(f) for f in stat.readline().split()[1:9]]
+        user, _nice, system, _idle, _iowait, irq, softirq, _steal = fields
     except (OSError, ValueError):
         return None
-    user, _nice, system, _idle, _iowait, irq, softirq, _steal = fields
     own_kernel = os.times().system * os.sysconf("SC_CLK_TCK")
     return user + system + irq + softirq - own_kernel, float(sum(fields))
 
@@ -61,8 +63,9 @@ class HoldBack:
         self._free_until = 0.0
 
     def wait_turn(self, stop: threading.Event, keep_alive: Callable[[], None]) -> None:
-        """Returns when the caller may take its next batch (at once unless the machine is busy),
-        calling `keep_alive` (the broker's heartbeats, a lease) while it waits."""
+        """Returns when the caller may take its next batch (at once unless the machine is busy)
+        or is asked to stop, calling `keep_alive` (the broker's heartbeats, a lease) while it
+        waits."""
         while not stop.is_set() and self.holding():
             keep_alive()
             stop.wait(SAMPLE_S / 5)
