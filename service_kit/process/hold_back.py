@@ -4,9 +4,10 @@ On a box the web workers share with the event workers, a worker at nice 19 still
 down: the database runs its statements at full priority and its batches wake on the web's cores.
 So a worker's order-flow tasks wait before each batch while the processes at normal priority
 (the web workers, the database, the load's own clients) keep more than ENTER_SHARE of the
-machine's CPUs busy, and go on once that falls below LEAVE_SHARE, or after `most_s` held: then
-they work a full `most_s` before holding again, so no event waits much longer than that. A burst
-of requests gets the machine, and its events are applied behind it (docs/performance.md).
+machine's CPUs busy, and go on once that falls below LEAVE_SHARE, or after `most_s` held. After
+a hold they work at least as long as it lasted before holding again: the order flow never holds
+more than `most_s` at a stretch nor more than half the time. A burst of requests gets the
+machine, and its events are applied behind it (docs/performance.md).
 
 The measure is Linux's /proc/stat, which counts the user time of niced processes (the workers,
 the broker at nice 10) apart from the rest; their kernel time still counts as busy, but for this
@@ -86,8 +87,8 @@ class HoldBack:
             held_s = now - self._held_since
             if self.busy_share >= LEAVE_SHARE and held_s < self._most_s:
                 return True
+            self._free_until = now + held_s
             if held_s >= self._most_s:
-                self._free_until = now + self._most_s
                 _log.info("held back %.0fs while the machine was busy; working now", held_s)
             self._held_since = None
             metrics.worker_holding_back.set(0)

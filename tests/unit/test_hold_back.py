@@ -44,6 +44,19 @@ def test_a_hold_lasts_at_most_its_bound_then_the_flow_works_as_long() -> None:
     assert holding_after(machine, holder, 1.5, 0.9)
 
 
+def test_after_a_hold_the_flow_works_as_long_as_it_held() -> None:
+    """A machine busy but for a moment now and then cannot chain holds: the order flow keeps at
+    least half the time."""
+    machine = Machine()
+    holder = HoldBack(60, read=machine.read, clock=machine.clock)
+    assert holding_after(machine, holder, SAMPLE_S, 0.9)
+    assert holding_after(machine, holder, 20, 0.9)
+    assert not holding_after(machine, holder, SAMPLE_S, LEAVE_SHARE - 0.05)  # a quiet moment
+    for _ in range(40):  # 20 s busy again: not held
+        assert not holding_after(machine, holder, SAMPLE_S, 0.9)
+    assert holding_after(machine, holder, 1, 0.9)
+
+
 def test_nothing_is_held_when_switched_off_or_where_the_machine_cannot_be_read() -> None:
     machine = Machine()
     off = HoldBack(0, read=machine.read, clock=machine.clock)
