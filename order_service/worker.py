@@ -6,8 +6,8 @@ from order_service.bootstrap import bootstrap
 from order_service.config import load_config
 from order_service.repository import event_tables
 from service_kit.config import exit_on_config_error
+from service_kit.messaging.hold_back import HoldBack
 from service_kit.process.files import keep_files_private
-from service_kit.process.hold_back import HoldBack
 from service_kit.process.worker import Task, consumer_task, observe, run_tasks
 
 

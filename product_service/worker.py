@@ -5,8 +5,8 @@ from product_service.bootstrap import bootstrap
 from product_service.config import load_config
 from product_service.repository import event_tables, idempotency_keys
 from service_kit.config import exit_on_config_error
+from service_kit.messaging.hold_back import HoldBack
 from service_kit.process.files import keep_files_private
-from service_kit.process.hold_back import HoldBack
 from service_kit.process.worker import consumer_task, observe, run_tasks
 
 ORDERS_CREATED = "product-service.order-created"

@@ -256,7 +256,7 @@ class ServiceConfig:
     web_workers: int  # <S>_WEB_WORKERS
     worker_nice: int  # <S>_WORKER_NICE: the worker process yields the CPU to the web workers
     # <S>_WORKER_HOLD_BACK_S: at most this long the worker's order flow waits while requests keep
-    # the machine busy (service_kit/process/hold_back.py); 0: never
+    # the machine busy (service_kit/messaging/hold_back.py); 0: never
     worker_hold_back_s: int
     db_pool_size: int  # <S>_DB_POOL_SIZE
     peer_url: str  # <P>_SERVICE_URL, default http://127.0.0.1:<P>_PORT

@@ -22,7 +22,7 @@ from service_kit.messaging.broker import (
     close_quietly,
 )
 from service_kit.messaging.events import Event, dead_letter_queue, read_message
-from service_kit.process.hold_back import HoldBack
+from service_kit.messaging.hold_back import HoldBack
 from service_kit.telemetry import metrics, tracing
 
 BatchHandler = Callable[[Sequence[Event]], None]

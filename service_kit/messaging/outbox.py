@@ -50,7 +50,7 @@ from service_kit.messaging.broker import (
     close_quietly,
 )
 from service_kit.messaging.events import EXCHANGE, TRACE_CONTEXT, Event
-from service_kit.process.hold_back import HoldBack
+from service_kit.messaging.hold_back import HoldBack
 from service_kit.storage.db import UtcDateTime, utc_now
 from service_kit.telemetry import metrics, tracing
 

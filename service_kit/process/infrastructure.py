@@ -10,10 +10,10 @@ from service_kit.config import ServiceConfig
 from service_kit.http.health import Check, Readiness
 from service_kit.messaging.amqp import AmqpBroker
 from service_kit.messaging.broker import Broker
+from service_kit.messaging.hold_back import HoldBack
 from service_kit.messaging.outbox import InboxPruner, OutboxBacklog, OutboxRelay, RelayLease
 from service_kit.messaging.spool import SpoolBroker
 from service_kit.messaging.unit_of_work import EventTables
-from service_kit.process.hold_back import HoldBack
 from service_kit.storage.cache import SafeCache, open_cache
 from service_kit.storage.db import create_engine_for, ping
 from service_kit.storage.idempotency import KeyPruner

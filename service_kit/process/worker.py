@@ -17,9 +17,9 @@ from service_kit.config import ServiceConfig
 from service_kit.messaging.broker import Broker
 from service_kit.messaging.consumer import consume
 from service_kit.messaging.events import Event
+from service_kit.messaging.hold_back import HoldBack
 from service_kit.process import memory
 from service_kit.process.files import run_dir
-from service_kit.process.hold_back import HoldBack
 from service_kit.storage.db import exit_unless_reachable
 from service_kit.telemetry import metrics, tracing
 

@@ -11,8 +11,8 @@ from sqlalchemy import delete, func, select, update
 from order_service.repository import event_tables
 from service_kit.messaging import outbox
 from service_kit.messaging.events import read_message
+from service_kit.messaging.hold_back import SAMPLE_S, HoldBack
 from service_kit.messaging.outbox import OutboxRelay, RelayLease
-from service_kit.process.hold_back import SAMPLE_S, HoldBack
 from service_kit.process.infrastructure import open_broker
 from service_kit.storage.db import create_engine_for
 from tests.helpers import Machine, order_created

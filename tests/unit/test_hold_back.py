@@ -5,11 +5,11 @@ import os
 import threading
 import time
 
+from service_kit.messaging import hold_back
 from service_kit.messaging.broker import OutgoingMessage
 from service_kit.messaging.consumer import consume
+from service_kit.messaging.hold_back import ENTER_SHARE, LEAVE_SHARE, SAMPLE_S, HoldBack
 from service_kit.messaging.spool import SpoolBroker
-from service_kit.process import hold_back
-from service_kit.process.hold_back import ENTER_SHARE, LEAVE_SHARE, SAMPLE_S, HoldBack
 from service_kit.telemetry import metrics
 from tests.helpers import Machine, order_created
 
