@@ -38,12 +38,12 @@ def main() -> None:
             request, _ = soak.order_request(services)
             url = f"{services.order_url}/orders"
             openloop.run(url, rate=300, seconds=3, **request)
-            seconds_to_drain(stack.databases["order"])
+            seconds_to_drain(stack)
             parts = {name: process.pid for name, process in services.processes.items()}
             parts.update(servers_on_this_machine())
             with CpuPerOrder(parts) as cpu:
                 result = openloop.run(url, rate=args.rate, seconds=args.seconds, **request)
-            settled_s = seconds_to_settle(stack.databases["order"])
+            settled_s = seconds_to_settle(stack)
     summary = result.summary()
     per_order = cpu.per_order(result.statuses[201])
     print(f"bare request at 2000/s: {bare} µs of CPU each (the machine's speed)")

@@ -218,7 +218,7 @@ def hold(stack, url: str, request: dict, *, rate: float, seconds: float) -> dict
     """`rate` orders/s for `seconds` with the Sampler running; the figures of the hold."""
     parts = {name: process.pid for name, process in stack.services.processes.items()}
     parts.update(servers_on_this_machine())
-    seconds_to_drain(stack.databases["order"])
+    seconds_to_drain(stack)
     with Sampler(stack, parts) as sampler, CpuPerOrder(parts) as cpu:
         result = openloop.run(url, rate=rate, seconds=seconds, **request)
     samples = {sample["second"]: sample for sample in sampler.samples}

@@ -1,6 +1,6 @@
-"""Which rates `make bench` holds for 60 s, in which order."""
+"""Which rates `make bench` holds for 60 s, in which order, and how it waits for the drain."""
 
-from perf.bench import rates_to_hold
+from perf.bench import rates_to_hold, seconds_until_confirmed
 
 
 def step(rate: int, passed: bool, drained_within_s: float) -> dict:
@@ -152,3 +152,22 @@ def test_the_long_holds_backlog_is_read_from_the_services_counters():
         "group_commit_batch_sum": 1200.0,
     }
     assert sums[1] == {"orders_created_total": 0.0, "orders_settled_total": 950.0}
+
+
+def test_the_rows_are_counted_only_once_the_counters_say_done_and_must_agree():
+    counter_readings = iter([False, False, True, True, True])
+    row_readings = iter([False, True])  # the first confirmation finds an order still PENDING
+    rows_counted = []
+
+    def stored() -> bool:
+        rows_counted.append(True)
+        return next(row_readings)
+
+    waited = seconds_until_confirmed(lambda: next(counter_readings), stored, give_up_s=10)
+    assert len(rows_counted) == 2
+    assert 1.5 <= waited < 3  # four polls half a second apart, done at the fourth
+
+
+def test_a_drain_that_never_ends_is_given_up():
+    waited = seconds_until_confirmed(lambda: True, lambda: False, give_up_s=0.6)
+    assert 0.6 <= waited < 2
