@@ -6,8 +6,10 @@ So a worker's order-flow tasks wait before each batch while the processes at nor
 (the web workers, the database, the load's own clients) keep more than ENTER_SHARE of the
 machine's CPUs busy, and go on once that falls below LEAVE_SHARE, or after `most_s` held. After
 a hold they work at least as long as it lasted before holding again: the order flow never holds
-more than `most_s` at a stretch nor more than half the time. A burst of requests gets the
-machine, and its events are applied behind it (docs/performance.md).
+more than `most_s` at a stretch nor more than half the time. A load that outlasts `most_s` is
+not a burst: deferring its events only piles them up, so the flow works beside it until the
+machine quiets (below LEAVE_SHARE) and holds only for the next burst. A burst of requests gets
+the machine, and its events are applied behind it (docs/performance.md).
 
 The measure is Linux's /proc/stat, which counts the user time of niced processes (the workers,
 the broker at nice 10) apart from the rest; their kernel time still counts as busy, but for this
@@ -62,6 +64,7 @@ class HoldBack:
         self.busy_share = 0.0  # of the last sample
         self._held_since: float | None = None
         self._free_until = 0.0
+        self._load_outlasted_hold = False
 
     def wait_turn(self, stop: threading.Event, keep_alive: Callable[[], None]) -> None:
         """Returns when the caller may take its next batch (at once unless the machine is busy)
@@ -79,6 +82,9 @@ class HoldBack:
             if now >= self._next_sample:
                 self._sample(now)
             if self._held_since is None:
+                if self._load_outlasted_hold:
+                    self._load_outlasted_hold = self.busy_share >= LEAVE_SHARE
+                    return False
                 if now < self._free_until or self.busy_share < ENTER_SHARE:
                     return False
                 self._held_since = now
@@ -89,7 +95,12 @@ class HoldBack:
                 return True
             self._free_until = now + held_s
             if held_s >= self._most_s:
-                _log.info("held back %.0fs while the machine was busy; working now", held_s)
+                self._load_outlasted_hold = True
+                _log.info(
+                    "held back %.0fs while the machine was busy; working beside the load "
+                    "until it eases",
+                    held_s,
+                )
             self._held_since = None
             metrics.worker_holding_back.set(0)
             metrics.worker_held_back.inc(held_s)
