@@ -536,7 +536,7 @@ STRICTER = re.compile(
             "in url|Unexpected space after start line",
             # framing h11 resolves and llhttp refuses (RFC 9112 §6.3 allows either)
             "Invalid character in (chunk size|Content-Length|chunk extensions)",
-            "Duplicate Content-Length|can.t be present with|Invalid `Transfer-Encoding`",
+            "Duplicate Content-Length|can.t be present with|[Ii]nvalid `Transfer-Encoding`",
             # this service's own rules
             "Transfer-Encoding in an HTTP/1.0|Transfer-Encoding other than|Not exactly one Host",
             "HTTP/\\S+ is not served|Upgrades|Invalid HTTP version",
