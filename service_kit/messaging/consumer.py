@@ -156,6 +156,8 @@ def consume(
             outage.recovered()
             if deliveries:
                 handle_deliveries(broker, deliveries, handler, queue)
+            if hold_back is not None:
+                hold_back.tell(queue, caught_up=_events(deliveries) < batch_size)
         except (BrokerUnavailable, OSError) as exc:
             # Unacked deliveries come back from the broker: nothing is lost, and the inbox
             # makes their second application a no-op.

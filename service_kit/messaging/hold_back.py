@@ -5,8 +5,10 @@ down: the database runs its statements at full priority and its batches wake on 
 So a worker's order-flow tasks wait before each batch while the processes at normal priority
 (the web workers, the database, the load's own clients) keep more than ENTER_SHARE of the
 machine's CPUs busy, and go on once that falls below LEAVE_SHARE, or after `most_s` held. After
-a hold they work at least as long as it lasted before holding again: the order flow never holds
-more than `most_s` at a stretch nor more than half the time. A load that outlasts `most_s` is
+a hold they work at least as long as it lasted before holding again, or until each of them has
+worked off what waited: the order flow never holds more than `most_s` at a stretch nor, while
+it is behind, more than half the time, and a flow that has caught up leaves the machine to the
+next burst at once (a burst soon after another then gets it too). A load that outlasts `most_s` is
 not a burst: deferring its events only piles them up, so the flow works beside it until the
 machine quiets (below LEAVE_SHARE) and holds only for the next burst. A burst of requests gets
 the machine, and its events are applied behind it (docs/performance.md).
@@ -65,6 +67,8 @@ class HoldBack:
         self._held_since: float | None = None
         self._free_until = 0.0
         self._load_outlasted_hold = False
+        self._tasks: set[str] = set()  # those that tell whether they are behind
+        self._behind: set[str] = set()  # of those, the ones with work waiting since the hold
 
     def wait_turn(self, stop: threading.Event, keep_alive: Callable[[], None]) -> None:
         """Returns when the caller may take its next batch (at once unless the machine is busy)
@@ -73,6 +77,19 @@ class HoldBack:
         while not stop.is_set() and self.holding():
             keep_alive()
             stop.wait(SAMPLE_S / 5)
+
+    def tell(self, task: str, *, caught_up: bool) -> None:
+        """After each of its rounds, a task says whether it left nothing waiting (it took fewer
+        than a full batch). Once every task has, since the last hold, the time owed to the flow
+        after that hold is moot: what the hold deferred has been worked off."""
+        with self._lock:
+            self._tasks.add(task)
+            if not caught_up:
+                self._behind.add(task)
+                return
+            self._behind.discard(task)
+            if not self._behind:
+                self._free_until = 0.0
 
     def holding(self) -> bool:
         if self._last is None:
@@ -94,6 +111,7 @@ class HoldBack:
             if self.busy_share >= LEAVE_SHARE and held_s < self._most_s:
                 return True
             self._free_until = now + held_s
+            self._behind = set(self._tasks)
             if held_s >= self._most_s:
                 self._load_outlasted_hold = True
                 _log.info(

@@ -284,6 +284,8 @@ class OutboxRelay:
                 sent = self.relay_once(broker)
                 backoff.reset()
                 outage.recovered()
+                if self._hold_back is not None:
+                    self._hold_back.tell("outbox-relay", caught_up=sent < self._batch_size)
                 if sent < self._batch_size:
                     stop.wait(self._idle_wait_s)
             except (BrokerUnavailable, OSError) as exc:

@@ -1,6 +1,6 @@
 """The order flow's hold-back: while processes at normal priority keep the machine busy, a
-worker's batches wait, at most a bounded time, then work as long before holding again, or while
-a load that outlasted the bound lasts."""
+worker's batches wait, at most a bounded time, then work as long before holding again (or until
+they have caught up), or while a load that outlasted the bound lasts."""
 
 import os
 import threading
@@ -61,6 +61,24 @@ def test_after_a_hold_the_flow_works_as_long_as_it_held() -> None:
     for _ in range(40):  # 20 s busy again: not held
         assert not holding_after(machine, holder, SAMPLE_S, 0.9)
     assert holding_after(machine, holder, 1, 0.9)
+
+
+def test_a_flow_that_has_caught_up_after_a_hold_leaves_the_machine_to_the_next_burst() -> None:
+    """The time owed to the flow after a hold is for working off what it deferred: once each
+    task has taken less than a full batch, a burst gets the machine at once."""
+    machine = Machine()
+    holder = HoldBack(60, read=machine.read, clock=machine.clock)
+    holder.tell("relay", caught_up=True)
+    holder.tell("consumer", caught_up=True)
+    assert holding_after(machine, holder, SAMPLE_S, 0.9)
+    assert holding_after(machine, holder, 20, 0.9)
+    assert not holding_after(machine, holder, SAMPLE_S, LEAVE_SHARE - 0.05)  # the burst ended
+    holder.tell("relay", caught_up=False)
+    holder.tell("relay", caught_up=True)
+    holder.tell("consumer", caught_up=False)
+    assert not holding_after(machine, holder, SAMPLE_S, 0.9)  # the consumer is still behind
+    holder.tell("consumer", caught_up=True)
+    assert holding_after(machine, holder, SAMPLE_S, 0.9)
 
 
 def test_nothing_is_held_when_switched_off_or_where_the_machine_cannot_be_read() -> None:
