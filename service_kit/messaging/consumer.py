@@ -138,6 +138,8 @@ def consume(
     backoff = Backoff()
     outage = Outage(queue, _log)
     depth_told_at = 0.0
+    if hold_back is not None:
+        hold_back.tell(queue, caught_up=False)  # until a round says otherwise
     while not stop.is_set():
         try:
             broker = broker or connect()

@@ -5,7 +5,7 @@ down: the database runs its statements at full priority and its batches wake on 
 So a worker's order-flow tasks wait before each batch while the processes at normal priority
 (the web workers, the database, the load's own clients) keep more than ENTER_SHARE of the
 machine's CPUs busy, and go on once that falls below LEAVE_SHARE, or after `most_s` held. After
-a hold they work at least as long as it lasted before holding again, or until each of them has
+a hold they work at least as long as it lasted before holding again, unless each of them has
 worked off what waited: the order flow never holds more than `most_s` at a stretch nor, while
 it is behind, more than half the time, and a flow that has caught up leaves the machine to the
 next burst at once (a burst soon after another then gets it too). A load that outlasts `most_s` is
@@ -79,17 +79,20 @@ class HoldBack:
             stop.wait(SAMPLE_S / 5)
 
     def tell(self, task: str, *, caught_up: bool) -> None:
-        """After each of its rounds, a task says whether it left nothing waiting (it took fewer
-        than a full batch). Once every task has, since the last hold, the time owed to the flow
-        after that hold is moot: what the hold deferred has been worked off."""
+        """A task says, when it starts (not caught up) and after each round, whether it left
+        nothing waiting (it took fewer than a full batch, or has nothing to do: a relay standing
+        by). The time owed to the flow after a hold counts only while one of them is behind: what
+        the hold deferred has otherwise been worked off."""
         with self._lock:
             self._tasks.add(task)
-            if not caught_up:
+            if caught_up:
+                self._behind.discard(task)
+            else:
                 self._behind.add(task)
-                return
-            self._behind.discard(task)
-            if not self._behind:
-                self._free_until = 0.0
+
+    def _owed_time(self, now: float) -> bool:
+        # Where no task tells, it cannot be known whether the flow has caught up.
+        return now < self._free_until and (bool(self._behind) or not self._tasks)
 
     def holding(self) -> bool:
         if self._last is None:
@@ -102,7 +105,7 @@ class HoldBack:
                 if self._load_outlasted_hold:
                     self._load_outlasted_hold = self.busy_share >= LEAVE_SHARE
                     return False
-                if now < self._free_until or self.busy_share < ENTER_SHARE:
+                if self._owed_time(now) or self.busy_share < ENTER_SHARE:
                     return False
                 self._held_since = now
                 metrics.worker_holding_back.set(1)

@@ -270,9 +270,11 @@ class OutboxRelay:
         broker: Broker | None = None
         backoff = Backoff()
         outage = Outage("relay", _log)
+        self._tell_hold_back(caught_up=False)  # until a round says otherwise
         while not stop.is_set():
             try:
                 if not self._lease.held():
+                    self._tell_hold_back(caught_up=True)  # a stand-by has nothing to work off
                     broker = close_quietly(broker)
                     stop.wait(self._standby_wait_s)
                     continue
@@ -284,8 +286,7 @@ class OutboxRelay:
                 sent = self.relay_once(broker)
                 backoff.reset()
                 outage.recovered()
-                if self._hold_back is not None:
-                    self._hold_back.tell("outbox-relay", caught_up=sent < self._batch_size)
+                self._tell_hold_back(caught_up=sent < self._batch_size)
                 if sent < self._batch_size:
                     stop.wait(self._idle_wait_s)
             except (BrokerUnavailable, OSError) as exc:
@@ -300,6 +301,10 @@ class OutboxRelay:
             self._lease.release()
         except Exception as exc:  # it lapses by itself
             _log.warning("relay: lease not released (%s); it lapses in %.0fs", exc, RELAY_LEASE_S)
+
+    def _tell_hold_back(self, *, caught_up: bool) -> None:
+        if self._hold_back is not None:
+            self._hold_back.tell("outbox-relay", caught_up=caught_up)
 
     def _keep_alive(self, broker: Broker) -> Callable[[], None]:
         """While held back: the broker's heartbeats, and the lease renewed when due."""

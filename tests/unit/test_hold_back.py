@@ -81,6 +81,22 @@ def test_a_flow_that_has_caught_up_after_a_hold_leaves_the_machine_to_the_next_b
     assert holding_after(machine, holder, SAMPLE_S, 0.9)
 
 
+def test_a_task_behind_again_or_not_yet_heard_from_keeps_the_time_owed() -> None:
+    machine = Machine()
+    holder = HoldBack(60, read=machine.read, clock=machine.clock)
+    holder.tell("consumer", caught_up=False)  # started, no round yet
+    assert holding_after(machine, holder, SAMPLE_S, 0.9)
+    assert holding_after(machine, holder, 20, 0.9)
+    assert not holding_after(machine, holder, SAMPLE_S, LEAVE_SHARE - 0.05)
+    holder.tell("relay", caught_up=True)
+    assert not holding_after(machine, holder, SAMPLE_S, 0.9)  # the consumer not heard from
+    holder.tell("consumer", caught_up=True)
+    holder.tell("consumer", caught_up=False)  # the relay's last events reached it
+    assert not holding_after(machine, holder, SAMPLE_S, 0.9)
+    holder.tell("consumer", caught_up=True)
+    assert holding_after(machine, holder, SAMPLE_S, 0.9)
+
+
 def test_nothing_is_held_when_switched_off_or_where_the_machine_cannot_be_read() -> None:
     machine = Machine()
     off = HoldBack(0, read=machine.read, clock=machine.clock)
