@@ -160,6 +160,38 @@ def test_a_consumer_applies_nothing_while_held_and_everything_once_released(tmp_
         consumer.join(timeout=10)
 
 
+def test_a_consumer_that_empties_its_queue_tells_the_hold_back_it_has_caught_up(tmp_path) -> None:
+    machine = Machine()
+    holder = HoldBack(60, read=machine.read, clock=machine.clock)
+    queue = "product-service.order-created"
+    url = f"sqlite:///{tmp_path}/events.db"
+    SpoolBroker(url).publish(
+        [OutgoingMessage(e.type, e.to_json().encode(), e.id) for e in map(_created, range(1, 3))]
+    )
+    holder.tell(queue, caught_up=False)  # as `consume` does when it starts
+    assert holding_after(machine, holder, SAMPLE_S, 0.9)
+    assert holding_after(machine, holder, 20, 0.9)
+    assert not holding_after(machine, holder, SAMPLE_S, LEAVE_SHARE - 0.05)
+    assert not holding_after(machine, holder, SAMPLE_S, 0.9)  # 20 s owed, the queue not empty
+    stop = threading.Event()
+    applied: list[int] = []
+
+    def apply_then_stop(batch) -> None:  # noqa: ANN001
+        applied.append(len(batch))
+        stop.set()
+
+    consumer = threading.Thread(
+        target=consume,
+        args=(lambda: SpoolBroker(url), queue, apply_then_stop, stop),
+        kwargs={"hold_back": holder, "linger_s": 0.1},
+        daemon=True,
+    )
+    consumer.start()
+    consumer.join(timeout=10)
+    assert not consumer.is_alive() and applied == [2]
+    assert holding_after(machine, holder, SAMPLE_S, 0.9)  # a round of less than a batch
+
+
 def _created(n: int):  # noqa: ANN202
     return order_created(n, 1, 1)
 
