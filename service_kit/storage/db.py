@@ -44,11 +44,24 @@ def create_engine_for(
         max_overflow=pool_size,
         pool_timeout=5,
         pool_recycle=1800,
-        connect_args={"connect_timeout": 3, "read_timeout": 10, "write_timeout": 10},
+        connect_args={
+            "connect_timeout": 3,
+            "read_timeout": 10,
+            "write_timeout": 10,
+            "init_command": QUOTES_ONLY_ESCAPED,
+        },
     )
     _ping_when_idle(engine)
     _count_connections_in_use(engine, name)  # after the ping: a stale connection never counts
     return engine
+
+
+# Strings in SQL escaped by doubling their quotes only: PyMySQL then escapes a value with one
+# str.replace instead of a translate through its escape table (0.2 against 6.6 µs for an event's
+# JSON), on every session. The dialect reads the mode at its first connection and agrees.
+QUOTES_ONLY_ESCAPED = (
+    "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@sql_mode, ''), 'NO_BACKSLASH_ESCAPES')"
+)
 
 
 def _count_connections_in_use(engine: Engine, name: str) -> None:
@@ -329,7 +342,10 @@ class UtcDateTime(TypeDecorator[datetime.datetime]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        return value.astimezone(datetime.UTC).replace(tzinfo=None)
+        naive = value.astimezone(datetime.UTC).replace(tzinfo=None)
+        # MySQL takes the time as text, which PyMySQL quotes with one str.replace (its own
+        # datetime formatting costs ten times more, and the inbox writes one per event).
+        return naive.isoformat(" ") if dialect.name in ("mysql", "mariadb") else naive
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime.datetime | None:
         return None if value is None else value.replace(tzinfo=datetime.UTC)

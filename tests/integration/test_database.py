@@ -148,3 +148,50 @@ def test_an_error_the_server_answers_in_the_commit_packet_is_no_unknown_outcome(
         with pytest.raises(expected), writer.transaction() as transaction:
             transaction.insert_at_commit(insert, [row])
     engine.dispose()
+
+
+AWKWARD_TEXTS = [
+    "it's",
+    'say "hi"',
+    "back\\slash\\",
+    "\\'; DROP TABLE orders; --",
+    "nul\x00",
+    "eof\x1a",
+    "\\\\'\\",
+]
+
+
+def test_strings_are_escaped_by_doubling_quotes_and_stored_as_sent(mysql_databases):
+    """Every session escapes strings by doubling quotes only (NO_BACKSLASH_ESCAPES, where
+    PyMySQL's escaping is one str.replace); a string with quotes, backslashes, NUL or ^Z is
+    stored as sent through SQLAlchemy's statements and through the committer's own SQL."""
+    engine = db.create_engine_for(mysql_databases["order"], several_statements=True)
+    writer = db.DedicatedConnection(engine)
+    insert = DriverInsert(orders, NEW_ORDER_COLUMNS, engine.dialect)
+    product_id = 500_000 + uuid.uuid4().int % 100_000
+    fields = {"productId": product_id, "qty": 1, "totalPrice": 1, "status": "PENDING"}
+    keyless = {"idempotencyKey": None, "fingerprint": None}
+    with engine.begin() as connection:
+        assert "NO_BACKSLASH_ESCAPES" in connection.exec_driver_sql("SELECT @@sql_mode").scalar()
+        assert "STRICT_TRANS_TABLES" in connection.exec_driver_sql("SELECT @@sql_mode").scalar()
+        for text_ in AWKWARD_TEXTS:
+            connection.execute(
+                orders.insert().values(**fields, **keyless, owner=text_, createdAt=db.utc_now())
+            )
+    with writer.transaction() as transaction:
+        rows = [{**fields, **keyless, "owner": t, "createdAt": db.utc_now()} for t in AWKWARD_TEXTS]
+        transaction.insert_at_commit(insert, rows)
+    with engine.connect() as connection:
+        owners = (
+            connection.execute(
+                select(orders.c.owner).where(orders.c.productId == product_id).order_by(orders.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        found = connection.execute(
+            select(func.count()).where(orders.c.owner == AWKWARD_TEXTS[3])
+        ).scalar_one()
+    assert owners == AWKWARD_TEXTS * 2
+    assert found == 2
+    engine.dispose()
