@@ -57,6 +57,10 @@ def rabbitmq_url() -> Iterator[str]:
         _absent(str(exc))
 
 
+# For a fixture of wider scope than `backend`'s (a module's shared stack).
+BACKENDS = ["sqlite", pytest.param("mariadb", marks=pytest.mark.integration)]
+
+
 @pytest.fixture(params=["sqlite", "mariadb"])
 def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "mariadb":
@@ -67,15 +71,23 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def database_urls(backend: str, request: pytest.FixtureRequest, tmp_path) -> dict[str, str]:
     """Migrated database URLs for both services on the chosen backend."""
-    if backend == "mariadb":
-        return request.getfixturevalue("mysql_databases")
-    return throwaway.sqlite_databases(tmp_path)
+    return backend_database_urls(backend, request, tmp_path)
 
 
 @pytest.fixture
 def service_env(backend: str, database_urls, request: pytest.FixtureRequest, tmp_path) -> dict:
     """Environment for both services on the chosen backend."""
-    env = throwaway.embedded_env(tmp_path, database_urls)
+    return backend_env(backend, database_urls, request, tmp_path)
+
+
+def backend_database_urls(backend: str, request: pytest.FixtureRequest, folder) -> dict[str, str]:
+    if backend == "mariadb":
+        return request.getfixturevalue("mysql_databases")
+    return throwaway.sqlite_databases(folder)
+
+
+def backend_env(backend: str, database_urls, request: pytest.FixtureRequest, folder) -> dict:
+    env = throwaway.embedded_env(folder, database_urls)
     if backend == "mariadb":
         env["REDIS_URL"] = request.getfixturevalue("redis_url")
         env["BROKER_URL"] = request.getfixturevalue("rabbitmq_url")

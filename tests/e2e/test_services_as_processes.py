@@ -17,13 +17,18 @@ import pytest
 from devstack.processes import running_stack
 from devstack.throwaway import bearer
 from service_kit.process.worker import autogroup, session_nice
+from tests.conftest import BACKENDS, backend_database_urls, backend_env
 
 PROBLEM = "application/problem+json"
 
 
-@pytest.fixture
-def stack(service_env, tmp_path):
-    with running_stack(service_env, tmp_path) as running:
+@pytest.fixture(scope="module", params=BACKENDS)
+def stack(request, tmp_path_factory):
+    """One stack per backend for the whole module: each test makes its own products and orders
+    and stops nothing, and a stack takes seconds to start."""
+    folder = tmp_path_factory.mktemp(f"stack-{request.param}")
+    urls = backend_database_urls(request.param, request, folder)
+    with running_stack(backend_env(request.param, urls, request, folder), folder) as running:
         yield running
 
 
